@@ -1,0 +1,176 @@
+"""Configuration: validated against ``workflow/schemas/config.schema.yaml``, defaults filled, then frozen
+into one resolved dictionary per run.
+
+Precedence: the schema's defaults < the YAML file < command-line overrides. Validation fails before any job
+starts and names the offending key (``experiments.gap.epochs: 'x' is not of type 'integer'``); an unknown
+model or method name lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and what was expected."""
+
+
+def load_schema() -> dict:
+    text = resources.files("normbench").joinpath("schemas/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _key_path(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def fill_defaults(instance: Any, schema: dict, root: dict) -> Any:
+    """Return ``instance`` with every ``default`` of ``schema`` filled in, recursively."""
+    if "$ref" in schema:
+        name = schema["$ref"].split("/")[-1]
+        schema = root["definitions"][name]
+    if not isinstance(instance, dict):
+        return instance
+    out = dict(instance)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        if key in out:
+            out[key] = fill_defaults(out[key], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in out:
+            if key not in schema.get("properties", {}):
+                out[key] = fill_defaults(out[key], extra, root)
+    return out
+
+
+def validate_config(config: dict) -> dict:
+    """Validate ``config`` against the schema, fill defaults, check model and method names; return a copy."""
+    schema = load_schema()
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{_key_path(e.absolute_path)}: {e.message}" for e in errors]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    config = fill_defaults(config, schema, schema)
+    check_names(config)
+    return config
+
+
+def check_names(config: dict) -> None:
+    """Every model and method an experiment names must be registered."""
+    from normbench.methods import UnknownMethodError, method_names
+    from normbench.models import UnknownModelError, get_model_info
+
+    for exp_name, exp in config["experiments"].items():
+        for model in exp["models"]:
+            try:
+                get_model_info(model)
+            except UnknownModelError as err:
+                raise ConfigError(f"experiments.{exp_name}.models: {err}") from None
+        for method in exp["methods"]:
+            try:
+                method_names(method)
+            except UnknownMethodError as err:
+                raise ConfigError(f"experiments.{exp_name}.methods: {err}") from None
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+    """Read a YAML configuration file, apply ``overrides`` (a nested dict), validate it."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read configuration {path}: {err}") from err
+    if not isinstance(config, dict):
+        raise ConfigError(f"configuration {path} must be a mapping at the top level")
+    config = deep_merge(config, overrides or {})
+    try:
+        return validate_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training job: an (experiment, model, method, seed) of a configuration."""
+
+    experiment: str
+    model: str
+    method: str
+    seed: int
+
+    @property
+    def path(self) -> str:
+        """Run folder relative to ``<results>/<name>/runs``."""
+        return f"{self.experiment}/{self.model}/{self.method}/seed{self.seed}"
+
+
+def results_dir(config: dict) -> Path:
+    return Path(config["results"]) / config["name"]
+
+
+def run_specs(config: dict, experiment: str | None = None) -> list[RunSpec]:
+    """Every run of the configuration (or of one experiment), in config order."""
+    exps = config["experiments"]
+    names = [experiment] if experiment else list(exps)
+    return [
+        RunSpec(name, model, method, seed)
+        for name in names
+        for model in exps[name]["models"]
+        for method in exps[name]["methods"]
+        for seed in exps[name]["seeds"]
+    ]
+
+
+def run_config(config: dict, spec: RunSpec) -> dict:
+    """The frozen, self-contained configuration of one run: everything the trainer reads, nothing else."""
+    exp = config["experiments"].get(spec.experiment)
+    if exp is None:
+        raise ConfigError(f"unknown experiment {spec.experiment!r}; valid: {', '.join(config['experiments'])}")
+    for key, value in (("models", spec.model), ("methods", spec.method), ("seeds", spec.seed)):
+        if value not in exp[key]:
+            raise ConfigError(f"experiments.{spec.experiment}.{key} has no {value!r}; it lists {exp[key]}")
+    method_parts = spec.method.split("+")
+    return {
+        "config_name": config["name"],
+        "experiment": spec.experiment,
+        "reproduces": list(exp["reproduces"]),
+        "model": spec.model,
+        "method": spec.method,
+        "method_options": {k: v for k, v in exp["method_options"].items() if k in method_parts},
+        "seed": spec.seed,
+        "seeds": list(exp["seeds"]),
+        "dataset": exp["dataset"],
+        "image_size": exp["image_size"],
+        "data_root": config["data"]["root"],
+        "epochs": exp["epochs"],
+        "batch_size": exp["batch_size"],
+        "optimizer": dict(exp["optimizer"]),
+        "schedule": dict(exp["schedule"]),
+        "augment": dict(exp["augment"]),
+        "device": config["device"],
+        "threads": config["threads"],
+        "deterministic": config["deterministic"],
+    }
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON (sorted keys) used for resolved configs on disk and on the command line."""
+    return json.dumps(obj, sort_keys=True, indent=2)

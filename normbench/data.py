@@ -1,0 +1,185 @@
+"""Data sets behind one interface: uint8 image tensors, prepared once, loaded onto any device.
+
+Every data set is turned into a :class:`ImageData`: ``train_x``/``test_x`` uint8 tensors of shape
+(N, C, H, W), ``train_y``/``test_y`` int64 labels, and the per-channel mean/std of the training images
+(in [0, 1] units) used for normalisation. Keeping uint8 tensors lets the trainer hold a whole data set on
+the GPU and augment it there.
+
+- ``digits``: the UCI handwritten digits that scikit-learn ships (1797 8x8 images, values 0..16). Offline,
+  real data for the smoke pipeline and the tests. Scaled to 0..255 and resized bilinearly to
+  ``image_size`` (default 16), 1 channel; a fixed stratified split (seed 0) gives 1437 train / 360 test images.
+- ``mnist``, ``cifar10``, ``cifar100``: torchvision's own loaders under a configurable data root. Downloading
+  is opt-in (``download=True``); torchvision verifies the archive checksums. Without permission and without
+  the files, :class:`DataError` names the root and the file that is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class DataError(RuntimeError):
+    """A data set cannot be prepared; the message names the data set, the root and what is missing."""
+
+
+@dataclass
+class ImageData:
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    num_classes: int
+    channels: int
+    loader: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    description: str
+
+
+def _digits(root: Path, download: bool, image_size: int | None):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = (bunch.images * (255.0 / 16.0)).round().astype(np.uint8)[:, None]  # N,1,8,8
+    size = image_size or 16
+    if size != 8:
+        t = F.interpolate(torch.from_numpy(images).float(), size=(size, size), mode="bilinear",
+                          align_corners=False)
+        images = t.round().clamp(0, 255).to(torch.uint8).numpy()
+    xtr, xte, ytr, yte = train_test_split(
+        images, bunch.target, test_size=0.2, random_state=0, stratify=bunch.target
+    )
+    return xtr, ytr, xte, yte
+
+
+def _torchvision(cls_name: str, expected: str) -> Callable:
+    def load(root: Path, download: bool, image_size: int | None):
+        import torchvision
+
+        cls = getattr(torchvision.datasets, cls_name)
+        try:
+            train = cls(str(root), train=True, download=download)
+            test = cls(str(root), train=False, download=download)
+        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted. You can use download=True ..."
+            raise DataError(
+                f"{cls_name}: data not found or corrupted under data root {root} (expected {expected}); "
+                f"set data.download: true to fetch it, or point data.root at a copy ({err})"
+            ) from err
+        out = []
+        for split in (train, test):
+            x = np.asarray(split.data)
+            x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # MNIST N,H,W; CIFAR N,H,W,C
+            out += [np.ascontiguousarray(x, dtype=np.uint8), np.asarray(split.targets, dtype=np.int64)]
+        if image_size and image_size != out[0].shape[-1]:
+            raise DataError(f"{cls_name} images are {out[0].shape[-1]}px; image_size {image_size} is not supported")
+        return tuple(out)
+
+    return load
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec("digits", 10, 1, _digits, "scikit-learn UCI digits, resized (offline smoke data)"),
+        DatasetSpec("mnist", 10, 1, _torchvision("MNIST", "<root>/MNIST/raw/*-ubyte[.gz]"), "MNIST 28x28"),
+        DatasetSpec("cifar10", 10, 3, _torchvision("CIFAR10", "<root>/cifar-10-batches-py/"), "CIFAR-10 32x32"),
+        DatasetSpec("cifar100", 100, 3, _torchvision("CIFAR100", "<root>/cifar-100-python/"), "CIFAR-100 32x32"),
+    )
+}
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; valid data sets are: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+def load_dataset(name: str, root: str | Path = "data", download: bool = False,
+                 image_size: int | None = None) -> ImageData:
+    """Load data set ``name`` from ``root`` as uint8 tensors with training-set channel statistics."""
+    spec = get_spec(name)
+    xtr, ytr, xte, yte = spec.loader(Path(root), download, image_size)
+    train_x = torch.from_numpy(np.ascontiguousarray(xtr))
+    pix = train_x.float().div_(255.0)
+    mean = tuple(pix.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(pix.std(dim=(0, 2, 3)).tolist())
+    return ImageData(
+        name=name,
+        train_x=train_x,
+        train_y=torch.as_tensor(ytr, dtype=torch.int64),
+        test_x=torch.from_numpy(np.ascontiguousarray(xte)),
+        test_y=torch.as_tensor(yte, dtype=torch.int64),
+        num_classes=spec.num_classes,
+        mean=mean,
+        std=std,
+    )
+
+
+def save_prepared(data: ImageData, path: str | Path) -> None:
+    """Write a prepared data set atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(data.to_dict(), tmp)
+    tmp.replace(path)
+
+
+def load_prepared(path: str | Path) -> ImageData:
+    try:
+        return ImageData(**torch.load(path, weights_only=True))
+    except (OSError, RuntimeError, TypeError) as err:
+        raise DataError(f"prepared data file {path} cannot be read ({err}); delete it and rerun the data step") from err
+
+
+def augment(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Batched augmentation with an independent draw per sample, on the tensor's own device.
+
+    Random translation by up to ``pad`` pixels (zero-pad by ``pad`` then crop back at a uniform offset in
+    [0, 2*pad] per axis, as in "4-px pad and crop") and horizontal flip with probability 1/2.
+    """
+    n, _, h, w = x.shape
+    if pad > 0:
+        padded = F.pad(x, (pad, pad, pad, pad))
+        dev = x.device
+        oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device="cpu").to(dev)
+        ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device="cpu").to(dev)
+        rows = (oy[:, None] + torch.arange(h, device=dev)[None, :])  # n,h
+        cols = (ox[:, None] + torch.arange(w, device=dev)[None, :])  # n,w
+        idx_n = torch.arange(n, device=dev)[:, None, None]
+        x = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if flip:
+        mask = torch.rand(n, generator=generator, device="cpu").to(x.device) < 0.5
+        x = torch.where(mask[:, None, None, None], x.flip(-1), x)
+    return x.contiguous()
+
+
+def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 (N,C,H,W) -> float32 with per-channel (x/255 - mean) / std."""
+    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    return (x.float().div_(255.0) - m) / s

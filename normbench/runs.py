@@ -1,0 +1,128 @@
+"""Run folders on disk: the append-only metrics log, resolved config, and per-run summaries.
+
+A run folder (``<results>/<name>/runs/<experiment>/<model>/<method>/seed<k>/``) holds
+``config.json`` (resolved run config), ``provenance.json``, ``metrics.jsonl`` and ``checkpoint.pt``.
+``metrics.jsonl`` has one JSON object per line:
+
+- ``{"kind": "epoch", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "seconds"}``
+  per epoch; errors are percentages (0-100), losses are mean cross-entropy (nats);
+- ``{"kind": "diverged", "epoch", "iteration", "reason"}`` once if training stopped on a non-finite loss.
+
+Tables, figures and comparisons are built from these files alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+
+def append_record(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and make it durable (flush + fsync) before returning."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Read a metrics log; a truncated last line (a killed writer) is ignored, any other bad line is an error."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    records = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}:{i + 1}: not a JSON record ({err})") from err
+    return records
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-run quantities the papers report, from the epoch records of one run.
+
+    - ``final_test_error``/``final_train_error``: at the last epoch (%);
+    - ``best_test_error``: minimum test error over epochs (%);
+    - ``gap_mean``/``gap_max``: generalization gap g_t = test_error_t - train_error_t (percentage points),
+      averaged and maximised over the epochs run (Zaeemzadeh et al. 2020, Table 1);
+    - ``final_test_loss``, ``epochs`` (epochs completed), ``diverged`` (bool) and ``diverged_epoch``.
+    A diverged run's error quantities are NaN: it has no meaningful final error.
+    """
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    div = next((r for r in records if r.get("kind") == "diverged"), None)
+    out: dict[str, Any] = {"epochs": len(epochs), "diverged": div is not None,
+                           "diverged_epoch": div["epoch"] if div else None}
+    nan = float("nan")
+    if not epochs or div is not None:
+        out.update(final_test_error=nan, final_train_error=nan, best_test_error=nan,
+                   gap_mean=nan, gap_max=nan, final_test_loss=nan)
+        return out
+    gaps = [r["test_error"] - r["train_error"] for r in epochs]
+    last = epochs[-1]
+    out.update(
+        final_test_error=last["test_error"],
+        final_train_error=last["train_error"],
+        best_test_error=min(r["test_error"] for r in epochs),
+        gap_mean=mean(gaps),
+        gap_max=max(gaps),
+        final_test_loss=last["test_loss"],
+    )
+    return out
+
+
+METRICS = ("final_test_error", "best_test_error", "final_train_error", "gap_mean", "gap_max", "final_test_loss")
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict[str, Any]
+    records: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.config["experiment"], self.config["model"], self.config["method"])
+
+
+def load_run(metrics_path: str | Path) -> Run:
+    """Load one run from its ``metrics.jsonl`` and the ``config.json`` beside it."""
+    metrics_path = Path(metrics_path)
+    cfg_path = metrics_path.with_name("config.json")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"run {metrics_path.parent}: cannot read {cfg_path.name} ({err})") from err
+    records = read_records(metrics_path)
+    return Run(metrics_path.parent, config, records, summarize(records))
+
+
+def find_metrics(paths: list[str | Path]) -> list[Path]:
+    """Expand folders into the ``metrics.jsonl`` files below them; keep files as given."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        found += sorted(p.rglob("metrics.jsonl")) if p.is_dir() else [p]
+    return found
+
+
+def load_runs(paths: list[str | Path]) -> list[Run]:
+    return [load_run(p) for p in find_metrics(paths)]
+
+
+def is_finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)

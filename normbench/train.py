@@ -1,0 +1,236 @@
+"""The training loop: one run = one (experiment, model, method, seed), resumable at epoch boundaries.
+
+Per epoch, for each mini-batch (shuffled by a generator seeded with the run's seed):
+
+    x = normalize(augment(x_uint8))           4-px pad-and-crop and flip, per-sample draws
+    loss = CE(model(x), y) + method.loss_term(model)
+    loss.backward(); optimizer.step(); method.after_step(model, step)
+
+then ``method.after_epoch``, an evaluation on the test set, one record appended to ``metrics.jsonl`` and an
+atomic resume checkpoint. A non-finite training loss stops the run: the log gets a ``diverged`` record and the
+run ends normally, since divergence is a result (Zaeemzadeh et al. 2020, Plain-164). Training error is the
+running error over the epoch's mini-batches in train mode, as the papers' training curves report it.
+
+The last mini-batch of an epoch is kept even when smaller than ``batch_size`` (drop_last=False).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from normbench.checkpoint import load_latest, save_atomic
+from normbench.data import ImageData, augment, load_dataset, load_prepared, normalize
+from normbench.methods import build_method
+from normbench.models import build_model
+from normbench.provenance import provenance
+from normbench.runs import append_record, write_json_atomic
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def set_determinism(seed: int, deterministic: bool) -> None:
+    """Seed every generator; with ``deterministic``, ask torch for deterministic kernels."""
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def build_optimizer(params, cfg: dict[str, Any], weight_decay: bool = True) -> torch.optim.Optimizer:
+    """The optimizer set of Xie et al. 2017, Table 2; ``weight_decay=False`` when a method replaces L2."""
+    name, lr, mom = cfg["name"], cfg["lr"], cfg["momentum"]
+    wd = cfg["weight_decay"] if weight_decay else 0.0
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd)
+    if name == "nesterov":
+        return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd, nesterov=True)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=mom, weight_decay=wd)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def lr_at(epoch: int, optimizer_cfg: dict[str, Any], schedule: dict[str, Any], epochs: int) -> float:
+    """Learning rate during ``epoch`` (counted from 1).
+
+    constant: lr. step: lr * gamma^(number of milestones <= epoch - 1), i.e. the rate drops *after* the
+    milestone epoch (He et al.: /10 at epochs 150 and 225). log: lr_k = lr * (final_lr/lr)^(k/(K-1)) for the
+    k-th of K = ceil(epochs/every) levels, level k covering epochs k*every+1 .. (k+1)*every (Jia et al. 2017).
+    """
+    lr = optimizer_cfg["lr"]
+    name = schedule["name"]
+    if name == "constant":
+        return lr
+    if name == "step":
+        return lr * schedule["gamma"] ** sum(1 for m in schedule["milestones"] if epoch > m)
+    if name == "log":
+        levels = math.ceil(epochs / schedule["every"])
+        k = (epoch - 1) // schedule["every"]
+        return lr if levels <= 1 else lr * (schedule["final_lr"] / lr) ** (k / (levels - 1))
+    raise ValueError(f"unknown schedule {name!r}")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, data: ImageData,
+             batch: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and error (%) over a data split, in eval mode."""
+    model.eval()
+    loss_sum, wrong = 0.0, 0
+    for i in range(0, len(y), batch):
+        logits = model(normalize(x_u8[i:i + batch], data.mean, data.std))
+        loss_sum += F.cross_entropy(logits, y[i:i + batch], reduction="sum").item()
+        wrong += (logits.argmax(1) != y[i:i + batch]).sum().item()
+    return loss_sum / len(y), 100.0 * wrong / len(y)
+
+
+def train_run(
+    cfg: dict[str, Any],
+    out_dir: str | Path,
+    data_path: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train one run described by its resolved config ``cfg``; write its folder ``out_dir``.
+
+    Writes ``config.json``, ``provenance.json``, ``metrics.jsonl`` and, at the end, ``checkpoint.pt``
+    (``{"model": state_dict, "constraints": [...], "config": cfg, "epoch", "status"}``). A ``resume.pt`` left
+    by an interrupted run is picked up: training resumes after its epoch and ends with the same metrics as an
+    uninterrupted run. Returns the final checkpoint's metadata.
+    """
+    t_start = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    device = select_device(cfg["device"])
+    set_determinism(cfg["seed"], cfg["deterministic"])
+
+    data = load_prepared(data_path) if data_path else load_dataset(
+        cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"])
+    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
+
+    model = build_model(cfg["model"], num_classes=data.num_classes, in_channels=data.channels)
+    method = build_method(cfg["method"], cfg["method_options"])
+    method.attach(model)
+    model.to(device)
+    optimizer = build_optimizer(model.parameters(), cfg["optimizer"], method.uses_weight_decay)
+    gen = torch.Generator().manual_seed(cfg["seed"])
+
+    write_json_atomic(out / "config.json", cfg)
+    metrics_path = out / "metrics.jsonl"
+    resume_path = out / "resume.pt"
+    records: list[dict[str, Any]] = []
+    start_epoch, step, prior_seconds = 1, 0, 0.0
+    state = load_latest(resume_path, log=lambda m: print(m, file=sys.stderr))
+    if state is not None and state["config"] == cfg:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        method.load_state_dict(state["method"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        records, step = state["records"], state["step"]
+        start_epoch, prior_seconds = state["epoch"] + 1, state["train_seconds"]
+        log(f"[{cfg['model']}/{cfg['method']}/seed{cfg['seed']}] resuming after epoch {state['epoch']}")
+    elif state is not None:
+        log(f"{resume_path}: written for another configuration; starting afresh")
+    # The log always restarts from what the checkpoint holds (append-only from there on).
+    metrics_path.write_text("".join(_jsonl(r) for r in records))
+
+    n = len(train_y)
+    bs = cfg["batch_size"]
+    pad, flip = cfg["augment"]["pad"], cfg["augment"]["flip"]
+    status = "diverged" if any(r["kind"] == "diverged" for r in records) else "completed"
+    tag = f"[{cfg['experiment']}/{cfg['model']}/{cfg['method']}/seed{cfg['seed']}]"
+    for epoch in range(start_epoch, cfg["epochs"] + 1):
+        if status == "diverged":
+            break
+        t0 = time.time()
+        lr = lr_at(epoch, cfg["optimizer"], cfg["schedule"], cfg["epochs"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        perm = torch.randperm(n, generator=gen).to(device)
+        loss_sum, wrong, seen = 0.0, 0, 0
+        diverged = None
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            xb = normalize(augment(train_x[idx], pad, flip, gen), data.mean, data.std)
+            yb = train_y[idx]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            extra = method.loss_term(model)
+            total = loss if extra is None else loss + extra
+            if not torch.isfinite(total):
+                diverged = {"kind": "diverged", "epoch": epoch, "iteration": step,
+                            "reason": f"non-finite training loss ({total.item()}) at iteration {step}"}
+                break
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            method.after_step(model, step)
+            step += 1
+            loss_sum += loss.item() * len(yb)
+            wrong += (logits.argmax(1) != yb).sum().item()
+            seen += len(yb)
+        if diverged:
+            status = "diverged"
+            records.append(diverged)
+            append_record(metrics_path, diverged)
+            log(f"{tag} epoch {epoch}: DIVERGED ({diverged['reason']})")
+        else:
+            method.after_epoch(model, epoch)
+            test_loss, test_err = evaluate(model, test_x, test_y, data)
+            rec = {"kind": "epoch", "epoch": epoch, "lr": lr, "train_loss": loss_sum / seen,
+                   "train_error": 100.0 * wrong / seen, "test_loss": test_loss, "test_error": test_err,
+                   "seconds": time.time() - t0}
+            records.append(rec)
+            append_record(metrics_path, rec)
+            log(f"{tag} epoch {epoch}/{cfg['epochs']} loss {rec['train_loss']:.4f} "
+                f"train_err {rec['train_error']:.2f}% test_err {test_err:.2f}% ({rec['seconds']:.1f}s)")
+        prior_seconds += time.time() - t0
+        save_atomic({
+            "config": cfg, "epoch": epoch, "step": step, "records": records, "train_seconds": prior_seconds,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "method": method.state_dict(),
+            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+        }, resume_path)
+
+    constraints = method.finalize(model)
+    final = {"model": model.state_dict(), "constraints": constraints, "config": cfg,
+             "epoch": len([r for r in records if r["kind"] == "epoch"]), "status": status}
+    save_atomic(final, out / "checkpoint.pt")
+    prov = provenance(device, cfg["seed"])
+    prov.update(status=status, train_seconds=prior_seconds, wall_seconds=time.time() - t_start,
+                started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t_start)))
+    write_json_atomic(out / "provenance.json", prov)
+    for p in (resume_path, resume_path.with_name(resume_path.name + ".prev")):
+        p.unlink(missing_ok=True)
+    return {k: v for k, v in final.items() if k != "model"}
+
+
+def _jsonl(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record, sort_keys=True) + "\n"
