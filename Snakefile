@@ -1,0 +1,26 @@
+# normbench: one DAG from data to the report. Usage: snakemake --cores all [--configfile config/paper.yaml]
+# Stages (one rule file each): data -> train -> tables, figures, compare -> report.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/compare.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        f"{RES}/report.html",
+    default_target: True

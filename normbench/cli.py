@@ -1,0 +1,239 @@
+"""The ``normbench`` command line: one subcommand per pipeline step, each a thin call into the package.
+
+Every Snakemake rule is one of these calls, and a user can run any piece by hand, e.g.::
+
+    normbench models                                   # the registry, with parameter counts
+    normbench train --config config/config.yaml --experiment gap --model plain20 --seed 0
+    normbench tables results/smoke/runs --out-dir results/smoke/tables
+    normbench compare results/smoke/runs --out-dir results/smoke --strict
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = "Run 'normbench <command> --help' for the options of one command."
+
+
+def _add_runs_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="metrics.jsonl files, or folders searched for them (e.g. results/smoke/runs)")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from normbench.data import load_dataset, save_prepared
+
+    data = load_dataset(args.dataset, args.root, download=args.download, image_size=args.image_size)
+    save_prepared(data, args.out)
+    print(f"{args.dataset}: {len(data.train_y)} train / {len(data.test_y)} test images, "
+          f"{data.channels}x{data.image_size}x{data.image_size}, {data.num_classes} classes -> {args.out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from normbench.config import RunSpec, load_config, results_dir, run_config
+    from normbench.train import train_run
+
+    if args.spec:
+        cfg = json.loads(args.spec)
+        out = args.out
+    else:
+        if not (args.config and args.experiment and args.model and args.seed is not None):
+            raise SystemExit("normbench train: give --spec, or --config with --experiment, --model and --seed")
+        config = load_config(args.config)
+        spec = RunSpec(args.experiment, args.model, args.method, args.seed)
+        cfg = run_config(config, spec)
+        out = args.out or results_dir(config) / "runs" / spec.path
+    if not out:
+        raise SystemExit("normbench train: --out is required with --spec")
+    result = train_run(cfg, out, data_path=args.data)
+    print(f"{out}: {result['status']} after {result['epoch']} epochs")
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from normbench.runs import load_runs
+    from normbench.tables import write_tables
+
+    for path in write_tables(load_runs(args.runs), args.out_dir):
+        print(path)
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    from normbench.figures import plot_curves
+    from normbench.runs import load_runs
+
+    runs = load_runs(args.runs)
+    for exp in dict.fromkeys(r.config["experiment"] for r in runs):
+        sub = [r for r in runs if r.config["experiment"] == exp]
+        for path in plot_curves(sub, Path(args.out_dir) / f"{exp}_curves", title=exp):
+            print(path)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from normbench.compare import compare, strict_failures, verdict_counts, write_comparison
+    from normbench.references import load_references
+    from normbench.runs import load_runs
+
+    refs = load_references(args.references or None)
+    df = compare(refs, load_runs(args.runs))
+    for path in write_comparison(df, args.out_dir):
+        print(path)
+    print(verdict_counts(df).to_string(index=False))
+    if args.strict:
+        bad = strict_failures(df)
+        if len(bad):
+            print(f"--strict: {len(bad)} reference numbers DEVIATE:", file=sys.stderr)
+            print(bad[["id", "paper_value", "ours", "tolerance"]].to_string(index=False), file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from normbench.report import build_report
+
+    out = build_report(args.results, args.out, title=args.title or Path(args.results).name)
+    print(out)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from normbench.models import MODELS, build_model, count_params
+
+    rows = []
+    for info in MODELS.values():
+        if args.family and info.family != args.family:
+            continue
+        params = count_params(build_model(info.name, num_classes=info.paper_classes,
+                                          in_channels=3 if info.family != "mnist" else 1))
+        delta = None if info.paper_params is None else 100.0 * (params - info.paper_params) / info.paper_params
+        rows.append({"name": info.name, "paper": info.paper, "source": info.source, "depth": info.depth,
+                     "family": info.family, "classes": info.paper_classes, "params": params,
+                     "paper_params": info.paper_params, "delta_pct": None if delta is None else round(delta, 2),
+                     "description": info.description})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        table = [[r["name"], r["paper"], r["source"], r["depth"], f"{r['params'] / 1e6:.3f}M",
+                  "-" if r["paper_params"] is None else f"{r['paper_params'] / 1e6:.2f}M",
+                  "-" if r["delta_pct"] is None else f"{r['delta_pct']:+.2f}%"] for r in rows]
+        print(tabulate(table, headers=["name", "paper", "source", "depth", "params", "paper", "delta"]))
+    return 0
+
+
+def cmd_references(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from normbench.references import load_references
+
+    refs = [r for r in load_references() if not args.paper or r.paper == args.paper]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in refs], indent=1))
+    else:
+        print(tabulate([[r.paper, r.label, r.row, r.column, r.metric, r.statistic, r.value, r.units, r.runs]
+                        for r in refs],
+                       headers=["paper", "table", "row", "column", "metric", "statistic", "value", "units", "runs"]))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from normbench.config import load_config, run_specs
+
+    config = load_config(args.config)
+    for spec in run_specs(config):
+        print(spec.path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="normbench",
+        description="Reproducibility benchmark for norm-preserving very deep networks: train the papers' "
+                    "models, regenerate their tables and figures, and compare every number with the paper.",
+        epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    p = sub.add_parser("data", help="prepare a data set as uint8 tensors (digits, mnist, cifar10, cifar100)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--root", default="data", help="torchvision data root (default: data)")
+    p.add_argument("--download", action="store_true", help="allow torchvision to download (checksums verified)")
+    p.add_argument("--image-size", type=int, default=None, help="digits only: resize to this size (default 16)")
+    p.add_argument("--out", required=True, help="prepared file to write (.pt)")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="train one run: (experiment, model, method, seed)",
+                       description="Train one run. Either --spec (a resolved run config as JSON, as the workflow "
+                                   "passes it) or --config with --experiment/--model/--seed. Resumes from the "
+                                   "run folder's resume.pt if a previous attempt was interrupted.")
+    p.add_argument("--spec", help="resolved run config (JSON)")
+    p.add_argument("--config", help="workflow config YAML")
+    p.add_argument("--experiment")
+    p.add_argument("--model")
+    p.add_argument("--method", default="none")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--data", help="prepared data file from 'normbench data' (default: load the data set directly)")
+    p.add_argument("--out", help="run folder (default: <results>/<name>/runs/<experiment>/<model>/<method>/seed<k>)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("tables", help="aggregate run logs over seeds into Markdown/CSV/LaTeX tables")
+    _add_runs_arg(p)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("figures", help="draw training curves (PNG and PDF) from run logs")
+    _add_runs_arg(p)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("compare", help="compare run logs with the papers' numbers; write comparison.csv/md/json",
+                       description="Compare our runs with every paper reference number and give verdicts. "
+                                   "--strict exits 1 when a non-PROXY row DEVIATES.")
+    _add_runs_arg(p)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--references", nargs="*", help="reference YAML files (default: all shipped with normbench)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any non-PROXY row DEVIATES")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="write the HTML report of a results folder")
+    p.add_argument("--results", required=True, help="results folder of one configuration (results/<name>)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--title", default="")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("models", help="list the model registry with parameter counts (ours vs paper)")
+    p.add_argument("--json", action="store_true", help="JSON list with name, params, paper_params, ...")
+    p.add_argument("--family", help="only this family (cifar, mnist, imagenet)")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("references", help="list the papers' reference numbers")
+    p.add_argument("--json", action="store_true", help="one flat JSON list")
+    p.add_argument("--paper", help="only this paper key, e.g. zaeemzadeh2020")
+    p.set_defaults(func=cmd_references)
+
+    p = sub.add_parser("runs", help="list the runs a configuration plans")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=cmd_runs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from normbench.config import ConfigError
+    from normbench.data import DataError
+    from normbench.models import UnknownModelError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, UnknownModelError, FileNotFoundError, ValueError) as err:
+        print(f"normbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

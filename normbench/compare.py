@@ -1,0 +1,182 @@
+"""Paper vs ours: one row per reference number, with the tolerance rule and a verdict.
+
+Verdicts, checked in this order:
+
+- ``NOT RUN``: no run of this configuration reproduces the reference's table with its model and method.
+- ``PROXY``: runs exist but their protocol differs from the paper's (data set, epochs, or fewer seeds than the
+  paper's runs). Ours and the delta are shown for information, never called a reproduction.
+- ``INCONCLUSIVE``: protocol matches, but fewer than 2 finished runs, so no spread can be estimated.
+- ``REPRODUCED``: |ours - paper| <= tolerance.
+- ``DEVIATES``: |ours - paper| > tolerance.
+
+Tolerance rule (stated per metric in :data:`TOLERANCE` and shown in every row):
+``tol = max(floor, k * s / sqrt(n))`` with ``s`` the sample std over our n runs and ``k = 2`` (about a 95%
+interval on our mean). The absolute floor stops a lucky low spread from failing a faithful run on a difference
+no paper reports digits for (errors are printed to 0.01 pp, but seed-to-seed spread on CIFAR is about
+0.1-0.3 pp). Statistics are compared like with like: the paper's mean over runs against our mean over runs,
+its best of n against our best of n, its max against our max.
+
+A reference printed '-' in the paper (``value: null``, e.g. Plain-164 in Zaeemzadeh Table 1, which diverges)
+is REPRODUCED when all our runs diverge too, DEVIATES when any converges.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from normbench.references import Reference
+from normbench.runs import Run
+from normbench.tables import stats
+
+VERDICTS = ("REPRODUCED", "DEVIATES", "INCONCLUSIVE", "PROXY", "NOT RUN")
+K_SE = 2.0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    floor: float
+    higher_is_better: bool = False
+
+    def rule(self) -> str:
+        return f"|Δ| ≤ max({self.floor:g}, {K_SE:g}·s/√n)"
+
+
+TOLERANCE: dict[str, Tolerance] = {
+    "final_test_error": Tolerance(0.5),
+    "best_test_error": Tolerance(0.5),
+    "final_train_error": Tolerance(0.5),
+    "gap_mean": Tolerance(1.0),
+    "gap_max": Tolerance(2.0),
+    "final_test_loss": Tolerance(0.05),
+}
+DEFAULT_TOLERANCE = Tolerance(0.5)
+
+
+def our_statistic(values: list[float], statistic: str, tol: Tolerance) -> float:
+    """Our runs summarised the way the paper summarised its runs."""
+    if not values:
+        return float("nan")
+    if statistic in ("mean", "single"):
+        return sum(values) / len(values)
+    if statistic == "best":
+        return max(values) if tol.higher_is_better else min(values)
+    if statistic == "max":
+        return max(values)
+    if statistic == "median":
+        return median(values)
+    raise ValueError(f"unknown statistic {statistic!r}")
+
+
+def protocol_differences(ref: Reference, runs: list[Run]) -> list[str]:
+    """How our runs' protocol differs from the paper's (empty when it matches)."""
+    cfg = runs[0].config
+    diffs = []
+    if ref.dataset != cfg["dataset"]:
+        diffs.append(f"data set {cfg['dataset']} (paper: {ref.dataset})")
+    if ref.epochs is not None and ref.epochs != cfg["epochs"]:
+        diffs.append(f"{cfg['epochs']} epochs (paper: {ref.epochs})")
+    if ref.runs is not None and len(runs) < ref.runs:
+        diffs.append(f"{len(runs)} runs (paper: {ref.runs})")
+    return diffs
+
+
+def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
+    tol = TOLERANCE.get(ref.metric, DEFAULT_TOLERANCE)
+    row: dict[str, Any] = {
+        "id": ref.id, "paper": ref.paper, "table": ref.label, "row": ref.row, "column": ref.column,
+        "model": ref.model, "method": ref.method, "metric": ref.metric, "units": ref.units,
+        "statistic": ref.statistic, "paper_value": ref.value, "paper_runs": ref.runs,
+        "ours": float("nan"), "ours_mean": float("nan"), "ours_std": float("nan"), "n": 0, "diverged": 0,
+        "delta": float("nan"), "tolerance": float("nan"), "rule": tol.rule(), "verdict": "NOT RUN",
+        "protocol_differences": "",
+    }
+    if not runs:
+        return row
+    values = [r.summary.get(ref.metric, float("nan")) for r in runs]
+    m, s, n = stats(values)
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    ours = our_statistic(finite, ref.statistic, tol)
+    diverged = sum(r.summary["diverged"] for r in runs)
+    diffs = protocol_differences(ref, runs)
+    row.update(ours=ours, ours_mean=m, ours_std=s, n=n, diverged=diverged, protocol_differences="; ".join(diffs))
+    if ref.value is None:
+        expected = "all runs diverge"
+        row["rule"] = expected
+        verdict = "REPRODUCED" if diverged == len(runs) else "DEVIATES"
+    else:
+        delta = ours - ref.value
+        tolerance = max(tol.floor, K_SE * s / math.sqrt(n)) if n >= 2 else float("nan")
+        row.update(delta=delta, tolerance=tolerance)
+        if n < 2:
+            verdict = "INCONCLUSIVE"
+        else:
+            verdict = "REPRODUCED" if abs(delta) <= tolerance else "DEVIATES"
+    row["verdict"] = "PROXY" if diffs else verdict
+    return row
+
+
+def matching_runs(ref: Reference, runs: list[Run]) -> list[Run]:
+    return [r for r in runs if ref.table_key in r.config.get("reproduces", [])
+            and r.config["model"] == ref.model and r.config["method"] == ref.method]
+
+
+def compare(references: list[Reference], runs: list[Run]) -> pd.DataFrame:
+    """The comparison table: one row per reference entry, in reference order."""
+    return pd.DataFrame([compare_one(ref, matching_runs(ref, runs)) for ref in references])
+
+
+def _num(x: Any, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the human-readable comparison."""
+    headers = ["paper", "table", "row", "column", "statistic", "paper", "ours (mean ± std)", "n", "Δ",
+               "tolerance rule", "verdict", "protocol differences"]
+    rows = []
+    for r in df.to_dict("records"):
+        ours = "-" if r["n"] == 0 and not r["diverged"] else (
+            f"{_num(r['ours_mean'])} ± {_num(r['ours_std'])}" if r["n"] else f"{r['diverged']} diverged")
+        rows.append([r["paper"], r["table"], r["row"], r["column"], r["statistic"],
+                     "'-' (diverges)" if r["paper_value"] is None else _num(r["paper_value"]),
+                     ours, str(r["n"]), _num(r["delta"]), r["rule"], r["verdict"], r["protocol_differences"]])
+    return headers, rows
+
+
+def verdict_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Verdict counts per paper (rows) and verdict (columns)."""
+    counts = pd.crosstab(df["paper"], df["verdict"]).reindex(columns=list(VERDICTS), fill_value=0)
+    return counts.reset_index()
+
+
+def write_comparison(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """``comparison.csv`` (machine), ``comparison.md`` (human) and ``comparison.json`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out_dir / "comparison.csv", index=False)
+    records = json.loads(df.to_json(orient="records"))
+    (out_dir / "comparison.json").write_text(json.dumps(records, indent=1) + "\n")
+    headers, rows = display_rows(df)
+    counts = verdict_counts(df)
+    md = ["# Comparison with the papers", "",
+          "Verdicts: REPRODUCED, DEVIATES, INCONCLUSIVE (fewer than 2 runs), PROXY (our protocol differs from",
+          "the paper's: never a reproduction), NOT RUN. Rule per row: see `normbench.compare`.", "",
+          tabulate(counts.values.tolist(), headers=list(counts.columns), tablefmt="github"), "",
+          tabulate(rows, headers=headers, tablefmt="github"), ""]
+    (out_dir / "comparison.md").write_text("\n".join(md))
+    return [out_dir / f"comparison.{ext}" for ext in ("csv", "md", "json")]
+
+
+def strict_failures(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows that fail ``--strict``: a non-PROXY row that DEVIATES."""
+    return df[df["verdict"] == "DEVIATES"]

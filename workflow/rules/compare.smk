@@ -1,0 +1,13 @@
+rule compare:
+    input:
+        metrics_files(),
+    output:
+        csv=f"{RES}/comparison.csv",
+        md=report(f"{RES}/comparison.md", category="Comparison"),
+        json=f"{RES}/comparison.json",
+    log:
+        f"{RES}/logs/compare.log",
+    params:
+        out_dir=RES,
+    shell:
+        "normbench compare {input:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -1,0 +1,14 @@
+rule report:
+    input:
+        f"{RES}/comparison.csv",
+        expand(f"{RES}/tables/{{experiment}}.csv", experiment=EXPERIMENTS),
+        expand(f"{RES}/figures/{{experiment}}_curves.png", experiment=EXPERIMENTS),
+    output:
+        report(f"{RES}/report.html", category="Report"),
+    log:
+        f"{RES}/logs/report.log",
+    params:
+        results=RES,
+        title=CONFIG["name"],
+    shell:
+        "normbench report --results {params.results:q} --title {params.title:q} --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,13 @@
+rule tables:
+    input:
+        lambda w: metrics_files(w.experiment),
+    output:
+        md=report(f"{RES}/tables/{{experiment}}.md", category="Tables"),
+        csv=f"{RES}/tables/{{experiment}}.csv",
+        tex=f"{RES}/tables/{{experiment}}.tex",
+    log:
+        f"{RES}/logs/tables/{{experiment}}.log",
+    params:
+        out_dir=f"{RES}/tables",
+    shell:
+        "normbench tables {input:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
