@@ -20,7 +20,9 @@ include: "workflow/rules/compare.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every run log is a target too: a deleted log is rebuilt, and everything downstream of it with it.
 rule all:
     input:
         f"{RES}/report.html",
+        metrics_files(),
     default_target: True

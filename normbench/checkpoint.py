@@ -36,5 +36,7 @@ def load_latest(path: str | Path, log: Callable[[str], None] = print) -> Any | N
         try:
             return torch.load(candidate, map_location="cpu", weights_only=False)
         except Exception as err:  # truncated zip, unpickling error, ...: report and try the older one
-            log(f"checkpoint {candidate} is unreadable ({type(err).__name__}: {err}); trying the previous one")
+            log(
+                f"checkpoint {candidate} is unreadable ({type(err).__name__}: {err}); trying the previous one"
+            )
     return None

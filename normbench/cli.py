@@ -19,7 +19,9 @@ EPILOG = "Run 'normbench <command> --help' for the options of one command."
 
 
 def _add_runs_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", help="metrics.jsonl files, or folders searched for them (e.g. results/smoke/runs)")
+    p.add_argument(
+        "runs", nargs="+", help="metrics.jsonl files, or folders searched for them (e.g. results/smoke/runs)"
+    )
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -27,8 +29,10 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     data = load_dataset(args.dataset, args.root, download=args.download, image_size=args.image_size)
     save_prepared(data, args.out)
-    print(f"{args.dataset}: {len(data.train_y)} train / {len(data.test_y)} test images, "
-          f"{data.channels}x{data.image_size}x{data.image_size}, {data.num_classes} classes -> {args.out}")
+    print(
+        f"{args.dataset}: {len(data.train_y)} train / {len(data.test_y)} test images, "
+        f"{data.channels}x{data.image_size}x{data.image_size}, {data.num_classes} classes -> {args.out}"
+    )
     return 0
 
 
@@ -41,7 +45,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = args.out
     else:
         if not (args.config and args.experiment and args.model and args.seed is not None):
-            raise SystemExit("normbench train: give --spec, or --config with --experiment, --model and --seed")
+            raise SystemExit(
+                "normbench train: give --spec, or --config with --experiment, --model and --seed"
+            )
         config = load_config(args.config)
         spec = RunSpec(args.experiment, args.model, args.method, args.seed)
         cfg = run_config(config, spec)
@@ -110,19 +116,43 @@ def cmd_models(args: argparse.Namespace) -> int:
     for info in MODELS.values():
         if args.family and info.family != args.family:
             continue
-        params = count_params(build_model(info.name, num_classes=info.paper_classes,
-                                          in_channels=3 if info.family != "mnist" else 1))
-        delta = None if info.paper_params is None else 100.0 * (params - info.paper_params) / info.paper_params
-        rows.append({"name": info.name, "paper": info.paper, "source": info.source, "depth": info.depth,
-                     "family": info.family, "classes": info.paper_classes, "params": params,
-                     "paper_params": info.paper_params, "delta_pct": None if delta is None else round(delta, 2),
-                     "description": info.description})
+        params = count_params(
+            build_model(
+                info.name, num_classes=info.paper_classes, in_channels=3 if info.family != "mnist" else 1
+            )
+        )
+        delta = (
+            None if info.paper_params is None else 100.0 * (params - info.paper_params) / info.paper_params
+        )
+        rows.append(
+            {
+                "name": info.name,
+                "paper": info.paper,
+                "source": info.source,
+                "depth": info.depth,
+                "family": info.family,
+                "classes": info.paper_classes,
+                "params": params,
+                "paper_params": info.paper_params,
+                "delta_pct": None if delta is None else round(delta, 2),
+                "description": info.description,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        table = [[r["name"], r["paper"], r["source"], r["depth"], f"{r['params'] / 1e6:.3f}M",
-                  "-" if r["paper_params"] is None else f"{r['paper_params'] / 1e6:.2f}M",
-                  "-" if r["delta_pct"] is None else f"{r['delta_pct']:+.2f}%"] for r in rows]
+        table = [
+            [
+                r["name"],
+                r["paper"],
+                r["source"],
+                r["depth"],
+                f"{r['params'] / 1e6:.3f}M",
+                "-" if r["paper_params"] is None else f"{r['paper_params'] / 1e6:.2f}M",
+                "-" if r["delta_pct"] is None else f"{r['delta_pct']:+.2f}%",
+            ]
+            for r in rows
+        ]
         print(tabulate(table, headers=["name", "paper", "source", "depth", "params", "paper", "delta"]))
     return 0
 
@@ -136,9 +166,15 @@ def cmd_references(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in refs], indent=1))
     else:
-        print(tabulate([[r.paper, r.label, r.row, r.column, r.metric, r.statistic, r.value, r.units, r.runs]
-                        for r in refs],
-                       headers=["paper", "table", "row", "column", "metric", "statistic", "value", "units", "runs"]))
+        print(
+            tabulate(
+                [
+                    [r.paper, r.label, r.row, r.column, r.metric, r.statistic, r.value, r.units, r.runs]
+                    for r in refs
+                ],
+                headers=["paper", "table", "row", "column", "metric", "statistic", "value", "units", "runs"],
+            )
+        )
     return 0
 
 
@@ -155,30 +191,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="normbench",
         description="Reproducibility benchmark for norm-preserving very deep networks: train the papers' "
-                    "models, regenerate their tables and figures, and compare every number with the paper.",
-        epilog=EPILOG)
+        "models, regenerate their tables and figures, and compare every number with the paper.",
+        epilog=EPILOG,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     p = sub.add_parser("data", help="prepare a data set as uint8 tensors (digits, mnist, cifar10, cifar100)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--root", default="data", help="torchvision data root (default: data)")
-    p.add_argument("--download", action="store_true", help="allow torchvision to download (checksums verified)")
-    p.add_argument("--image-size", type=int, default=None, help="digits only: resize to this size (default 16)")
+    p.add_argument(
+        "--download", action="store_true", help="allow torchvision to download (checksums verified)"
+    )
+    p.add_argument(
+        "--image-size", type=int, default=None, help="digits only: resize to this size (default 16)"
+    )
     p.add_argument("--out", required=True, help="prepared file to write (.pt)")
     p.set_defaults(func=cmd_data)
 
-    p = sub.add_parser("train", help="train one run: (experiment, model, method, seed)",
-                       description="Train one run. Either --spec (a resolved run config as JSON, as the workflow "
-                                   "passes it) or --config with --experiment/--model/--seed. Resumes from the "
-                                   "run folder's resume.pt if a previous attempt was interrupted.")
+    p = sub.add_parser(
+        "train",
+        help="train one run: (experiment, model, method, seed)",
+        description="Train one run. Either --spec (a resolved run config as JSON, as the workflow "
+        "passes it) or --config with --experiment/--model/--seed. Resumes from the "
+        "run folder's resume.pt if a previous attempt was interrupted.",
+    )
     p.add_argument("--spec", help="resolved run config (JSON)")
     p.add_argument("--config", help="workflow config YAML")
     p.add_argument("--experiment")
     p.add_argument("--model")
     p.add_argument("--method", default="none")
     p.add_argument("--seed", type=int)
-    p.add_argument("--data", help="prepared data file from 'normbench data' (default: load the data set directly)")
-    p.add_argument("--out", help="run folder (default: <results>/<name>/runs/<experiment>/<model>/<method>/seed<k>)")
+    p.add_argument(
+        "--data", help="prepared data file from 'normbench data' (default: load the data set directly)"
+    )
+    p.add_argument(
+        "--out", help="run folder (default: <results>/<name>/runs/<experiment>/<model>/<method>/seed<k>)"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tables", help="aggregate run logs over seeds into Markdown/CSV/LaTeX tables")
@@ -191,12 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_figures)
 
-    p = sub.add_parser("compare", help="compare run logs with the papers' numbers; write comparison.csv/md/json",
-                       description="Compare our runs with every paper reference number and give verdicts. "
-                                   "--strict exits 1 when a non-PROXY row DEVIATES.")
+    p = sub.add_parser(
+        "compare",
+        help="compare run logs with the papers' numbers; write comparison.csv/md/json",
+        description="Compare our runs with every paper reference number and give verdicts. "
+        "--strict exits 1 when a non-PROXY row DEVIATES.",
+    )
     _add_runs_arg(p)
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--references", nargs="*", help="reference YAML files (default: all shipped with normbench)")
+    p.add_argument(
+        "--references", nargs="*", help="reference YAML files (default: all shipped with normbench)"
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 if any non-PROXY row DEVIATES")
     p.set_defaults(func=cmd_compare)
 

@@ -91,11 +91,27 @@ def protocol_differences(ref: Reference, runs: list[Run]) -> list[str]:
 def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
     tol = TOLERANCE.get(ref.metric, DEFAULT_TOLERANCE)
     row: dict[str, Any] = {
-        "id": ref.id, "paper": ref.paper, "table": ref.label, "row": ref.row, "column": ref.column,
-        "model": ref.model, "method": ref.method, "metric": ref.metric, "units": ref.units,
-        "statistic": ref.statistic, "paper_value": ref.value, "paper_runs": ref.runs,
-        "ours": float("nan"), "ours_mean": float("nan"), "ours_std": float("nan"), "n": 0, "diverged": 0,
-        "delta": float("nan"), "tolerance": float("nan"), "rule": tol.rule(), "verdict": "NOT RUN",
+        "id": ref.id,
+        "paper": ref.paper,
+        "table": ref.label,
+        "row": ref.row,
+        "column": ref.column,
+        "model": ref.model,
+        "method": ref.method,
+        "metric": ref.metric,
+        "units": ref.units,
+        "statistic": ref.statistic,
+        "paper_value": ref.value,
+        "paper_runs": ref.runs,
+        "ours": float("nan"),
+        "ours_mean": float("nan"),
+        "ours_std": float("nan"),
+        "n": 0,
+        "diverged": 0,
+        "delta": float("nan"),
+        "tolerance": float("nan"),
+        "rule": tol.rule(),
+        "verdict": "NOT RUN",
         "protocol_differences": "",
     }
     if not runs:
@@ -106,7 +122,9 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
     ours = our_statistic(finite, ref.statistic, tol)
     diverged = sum(r.summary["diverged"] for r in runs)
     diffs = protocol_differences(ref, runs)
-    row.update(ours=ours, ours_mean=m, ours_std=s, n=n, diverged=diverged, protocol_differences="; ".join(diffs))
+    row.update(
+        ours=ours, ours_mean=m, ours_std=s, n=n, diverged=diverged, protocol_differences="; ".join(diffs)
+    )
     if ref.value is None:
         expected = "all runs diverge"
         row["rule"] = expected
@@ -124,8 +142,13 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
 
 
 def matching_runs(ref: Reference, runs: list[Run]) -> list[Run]:
-    return [r for r in runs if ref.table_key in r.config.get("reproduces", [])
-            and r.config["model"] == ref.model and r.config["method"] == ref.method]
+    return [
+        r
+        for r in runs
+        if ref.table_key in r.config.get("reproduces", [])
+        and r.config["model"] == ref.model
+        and r.config["method"] == ref.method
+    ]
 
 
 def compare(references: list[Reference], runs: list[Run]) -> pd.DataFrame:
@@ -141,15 +164,45 @@ def _num(x: Any, digits: int = 2) -> str:
 
 def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the human-readable comparison."""
-    headers = ["paper", "table", "row", "column", "statistic", "paper", "ours (mean ± std)", "n", "Δ",
-               "tolerance rule", "verdict", "protocol differences"]
+    headers = [
+        "paper",
+        "table",
+        "row",
+        "column",
+        "statistic",
+        "paper",
+        "ours (mean ± std)",
+        "n",
+        "Δ",
+        "tolerance rule",
+        "verdict",
+        "protocol differences",
+    ]
     rows = []
     for r in df.to_dict("records"):
-        ours = "-" if r["n"] == 0 and not r["diverged"] else (
-            f"{_num(r['ours_mean'])} ± {_num(r['ours_std'])}" if r["n"] else f"{r['diverged']} diverged")
-        rows.append([r["paper"], r["table"], r["row"], r["column"], r["statistic"],
-                     "'-' (diverges)" if r["paper_value"] is None else _num(r["paper_value"]),
-                     ours, str(r["n"]), _num(r["delta"]), r["rule"], r["verdict"], r["protocol_differences"]])
+        ours = (
+            "-"
+            if r["n"] == 0 and not r["diverged"]
+            else (
+                f"{_num(r['ours_mean'])} ± {_num(r['ours_std'])}" if r["n"] else f"{r['diverged']} diverged"
+            )
+        )
+        rows.append(
+            [
+                r["paper"],
+                r["table"],
+                r["row"],
+                r["column"],
+                r["statistic"],
+                "'-' (diverges)" if r["paper_value"] is None else _num(r["paper_value"]),
+                ours,
+                str(r["n"]),
+                _num(r["delta"]),
+                r["rule"],
+                r["verdict"],
+                r["protocol_differences"],
+            ]
+        )
     return headers, rows
 
 
@@ -168,11 +221,17 @@ def write_comparison(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     (out_dir / "comparison.json").write_text(json.dumps(records, indent=1) + "\n")
     headers, rows = display_rows(df)
     counts = verdict_counts(df)
-    md = ["# Comparison with the papers", "",
-          "Verdicts: REPRODUCED, DEVIATES, INCONCLUSIVE (fewer than 2 runs), PROXY (our protocol differs from",
-          "the paper's: never a reproduction), NOT RUN. Rule per row: see `normbench.compare`.", "",
-          tabulate(counts.values.tolist(), headers=list(counts.columns), tablefmt="github"), "",
-          tabulate(rows, headers=headers, tablefmt="github"), ""]
+    md = [
+        "# Comparison with the papers",
+        "",
+        "Verdicts: REPRODUCED, DEVIATES, INCONCLUSIVE (fewer than 2 runs), PROXY (our protocol differs from",
+        "the paper's: never a reproduction), NOT RUN. Rule per row: see `normbench.compare`.",
+        "",
+        tabulate(counts.values.tolist(), headers=list(counts.columns), tablefmt="github"),
+        "",
+        tabulate(rows, headers=headers, tablefmt="github"),
+        "",
+    ]
     (out_dir / "comparison.md").write_text("\n".join(md))
     return [out_dir / f"comparison.{ext}" for ext in ("csv", "md", "json")]
 

@@ -103,7 +103,11 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
 def deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            deep_merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
@@ -143,7 +147,9 @@ def run_config(config: dict, spec: RunSpec) -> dict:
     """The frozen, self-contained configuration of one run: everything the trainer reads, nothing else."""
     exp = config["experiments"].get(spec.experiment)
     if exp is None:
-        raise ConfigError(f"unknown experiment {spec.experiment!r}; valid: {', '.join(config['experiments'])}")
+        raise ConfigError(
+            f"unknown experiment {spec.experiment!r}; valid: {', '.join(config['experiments'])}"
+        )
     for key, value in (("models", spec.model), ("methods", spec.method), ("seeds", spec.seed)):
         if value not in exp[key]:
             raise ConfigError(f"experiments.{spec.experiment}.{key} has no {value!r}; it lists {exp[key]}")

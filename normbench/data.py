@@ -68,8 +68,9 @@ def _digits(root: Path, download: bool, image_size: int | None):
     images = (bunch.images * (255.0 / 16.0)).round().astype(np.uint8)[:, None]  # N,1,8,8
     size = image_size or 16
     if size != 8:
-        t = F.interpolate(torch.from_numpy(images).float(), size=(size, size), mode="bilinear",
-                          align_corners=False)
+        t = F.interpolate(
+            torch.from_numpy(images).float(), size=(size, size), mode="bilinear", align_corners=False
+        )
         images = t.round().clamp(0, 255).to(torch.uint8).numpy()
     xtr, xte, ytr, yte = train_test_split(
         images, bunch.target, test_size=0.2, random_state=0, stratify=bunch.target
@@ -85,7 +86,9 @@ def _torchvision(cls_name: str, expected: str) -> Callable:
         try:
             train = cls(str(root), train=True, download=download)
             test = cls(str(root), train=False, download=download)
-        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted. You can use download=True ..."
+        except (
+            RuntimeError
+        ) as err:  # torchvision: "Dataset not found or corrupted. You can use download=True ..."
             raise DataError(
                 f"{cls_name}: data not found or corrupted under data root {root} (expected {expected}); "
                 f"set data.download: true to fetch it, or point data.root at a copy ({err})"
@@ -96,7 +99,9 @@ def _torchvision(cls_name: str, expected: str) -> Callable:
             x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # MNIST N,H,W; CIFAR N,H,W,C
             out += [np.ascontiguousarray(x, dtype=np.uint8), np.asarray(split.targets, dtype=np.int64)]
         if image_size and image_size != out[0].shape[-1]:
-            raise DataError(f"{cls_name} images are {out[0].shape[-1]}px; image_size {image_size} is not supported")
+            raise DataError(
+                f"{cls_name} images are {out[0].shape[-1]}px; image_size {image_size} is not supported"
+            )
         return tuple(out)
 
     return load
@@ -107,8 +112,12 @@ DATASETS: dict[str, DatasetSpec] = {
     for spec in (
         DatasetSpec("digits", 10, 1, _digits, "scikit-learn UCI digits, resized (offline smoke data)"),
         DatasetSpec("mnist", 10, 1, _torchvision("MNIST", "<root>/MNIST/raw/*-ubyte[.gz]"), "MNIST 28x28"),
-        DatasetSpec("cifar10", 10, 3, _torchvision("CIFAR10", "<root>/cifar-10-batches-py/"), "CIFAR-10 32x32"),
-        DatasetSpec("cifar100", 100, 3, _torchvision("CIFAR100", "<root>/cifar-100-python/"), "CIFAR-100 32x32"),
+        DatasetSpec(
+            "cifar10", 10, 3, _torchvision("CIFAR10", "<root>/cifar-10-batches-py/"), "CIFAR-10 32x32"
+        ),
+        DatasetSpec(
+            "cifar100", 100, 3, _torchvision("CIFAR100", "<root>/cifar-100-python/"), "CIFAR-100 32x32"
+        ),
     )
 }
 
@@ -119,8 +128,9 @@ def get_spec(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
-def load_dataset(name: str, root: str | Path = "data", download: bool = False,
-                 image_size: int | None = None) -> ImageData:
+def load_dataset(
+    name: str, root: str | Path = "data", download: bool = False, image_size: int | None = None
+) -> ImageData:
     """Load data set ``name`` from ``root`` as uint8 tensors with training-set channel statistics."""
     spec = get_spec(name)
     xtr, ytr, xte, yte = spec.loader(Path(root), download, image_size)
@@ -152,8 +162,10 @@ def save_prepared(data: ImageData, path: str | Path) -> None:
 def load_prepared(path: str | Path) -> ImageData:
     try:
         return ImageData(**torch.load(path, weights_only=True))
-    except (OSError, RuntimeError, TypeError) as err:
-        raise DataError(f"prepared data file {path} cannot be read ({err}); delete it and rerun the data step") from err
+    except Exception as err:  # missing, truncated, unpickling error, wrong content
+        raise DataError(
+            f"prepared data file {path} cannot be read ({err}); delete it and rerun the data step"
+        ) from err
 
 
 def augment(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -168,8 +180,8 @@ def augment(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator | 
         dev = x.device
         oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device="cpu").to(dev)
         ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device="cpu").to(dev)
-        rows = (oy[:, None] + torch.arange(h, device=dev)[None, :])  # n,h
-        cols = (ox[:, None] + torch.arange(w, device=dev)[None, :])  # n,w
+        rows = oy[:, None] + torch.arange(h, device=dev)[None, :]  # n,h
+        cols = ox[:, None] + torch.arange(w, device=dev)[None, :]  # n,w
         idx_n = torch.arange(n, device=dev)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     if flip:

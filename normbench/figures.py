@@ -23,9 +23,17 @@ def curves_frame(runs: list[Run]) -> pd.DataFrame:
             if r.get("kind") != "epoch":
                 continue
             for split in ("train", "test"):
-                rows.append({"experiment": run.config["experiment"], "variant": variant, "seed": run.config["seed"],
-                             "epoch": r["epoch"], "split": split, "loss": r[f"{split}_loss"],
-                             "error": r[f"{split}_error"]})
+                rows.append(
+                    {
+                        "experiment": run.config["experiment"],
+                        "variant": variant,
+                        "seed": run.config["seed"],
+                        "epoch": r["epoch"],
+                        "split": split,
+                        "loss": r[f"{split}_loss"],
+                        "error": r[f"{split}_error"],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -36,12 +44,24 @@ def plot_curves(runs: list[Run], out_stem: str | Path, title: str = "") -> list[
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, (col, label) in zip(axes, (("error", "classification error (%)"), ("loss", "cross-entropy loss"))):
+    for ax, (col, label) in zip(
+        axes, (("error", "classification error (%)"), ("loss", "cross-entropy loss"))
+    ):
         if df.empty:
             ax.text(0.5, 0.5, "no completed epochs", ha="center", va="center", transform=ax.transAxes)
         else:
-            sns.lineplot(data=df, x="epoch", y=col, hue="variant", style="split", style_order=["test", "train"],
-                         errorbar="sd", ax=ax, marker="o", markersize=3)
+            sns.lineplot(
+                data=df,
+                x="epoch",
+                y=col,
+                hue="variant",
+                style="split",
+                style_order=["test", "train"],
+                errorbar="sd",
+                ax=ax,
+                marker="o",
+                markersize=3,
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         if col == "loss" and not df.empty:

@@ -47,10 +47,16 @@ def provenance_summary(runs_dir: Path) -> dict:
     provs = [json.loads(p.read_text()) for p in sorted(runs_dir.rglob("provenance.json"))]
     if not provs:
         return {}
-    shas = sorted({(p["git"]["sha"] or "unknown")[:10] + (" (dirty)" if p["git"]["dirty"] else "") for p in provs})
-    return {"runs": len(provs), "code": ", ".join(shas), "devices": ", ".join(sorted({p["device_name"] for p in provs})),
-            "torch": ", ".join(sorted({p["versions"]["torch"] for p in provs})),
-            "train hours": f"{sum(p['train_seconds'] for p in provs) / 3600:.3f}"}
+    shas = sorted(
+        {(p["git"]["sha"] or "unknown")[:10] + (" (dirty)" if p["git"]["dirty"] else "") for p in provs}
+    )
+    return {
+        "runs": len(provs),
+        "code": ", ".join(shas),
+        "devices": ", ".join(sorted({p["device_name"] for p in provs})),
+        "torch": ", ".join(sorted({p["versions"]["torch"] for p in provs})),
+        "train hours": f"{sum(p['train_seconds'] for p in provs) / 3600:.3f}",
+    }
 
 
 def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> Path:
@@ -58,23 +64,32 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
     results_dir = Path(results_dir)
     comp = pd.read_csv(results_dir / "comparison.csv")
     comp["paper_value"] = comp["paper_value"].astype(object).where(comp["paper_value"].notna(), None)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>normbench report: {html.escape(title)}"
-             f"</title><style>{CSS}</style></head><body>",
-             f"<h1>normbench report: <code>{html.escape(title)}</code></h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>normbench report: {html.escape(title)}"
+        f"</title><style>{CSS}</style></head><body>",
+        f"<h1>normbench report: <code>{html.escape(title)}</code></h1>",
+    ]
     prov = provenance_summary(results_dir / "runs")
     if prov:
-        parts.append("<p>" + " · ".join(f"<b>{html.escape(k)}</b>: {html.escape(str(v))}" for k, v in prov.items())
-                     + "</p>")
+        parts.append(
+            "<p>"
+            + " · ".join(f"<b>{html.escape(k)}</b>: {html.escape(str(v))}" for k, v in prov.items())
+            + "</p>"
+        )
     if (comp["verdict"] == "PROXY").any():
-        parts.append("<div class='banner'><b>PROXY results.</b> Rows marked PROXY were run under a protocol that "
-                     "differs from the paper's (data set, epochs or number of runs; see the last column). They "
-                     "show the pipeline and the trends at small scale and are <b>not</b> reproductions.</div>")
+        parts.append(
+            "<div class='banner'><b>PROXY results.</b> Rows marked PROXY were run under a protocol that "
+            "differs from the paper's (data set, epochs or number of runs; see the last column). They "
+            "show the pipeline and the trends at small scale and are <b>not</b> reproductions.</div>"
+        )
     counts = verdict_counts(comp)
-    parts += ["<h2>Summary: verdicts per paper</h2>",
-              _table_html(list(counts.columns), counts.values.tolist()),
-              "<p>Tolerance rule: the paper's value must lie within max(floor, 2·s/√n) of ours, where s is the "
-              "std over our n runs (see <code>normbench.compare</code>). Like is compared with like: mean with "
-              "mean, best of n with best of n.</p>"]
+    parts += [
+        "<h2>Summary: verdicts per paper</h2>",
+        _table_html(list(counts.columns), counts.values.tolist()),
+        "<p>Tolerance rule: the paper's value must lie within max(floor, 2·s/√n) of ours, where s is the "
+        "std over our n runs (see <code>normbench.compare</code>). Like is compared with like: mean with "
+        "mean, best of n with best of n.</p>",
+    ]
     headers, rows = display_rows(comp)
     for paper in dict.fromkeys(comp["paper"]):
         idx = [i for i, r in enumerate(rows) if r[0] == paper]
@@ -84,15 +99,21 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
         if ran:
             parts.append(_table_html(headers[1:], [r[1:] for r in ran], verdict_col=9))
         if not_run:
-            parts.append(f"<details><summary>{len(not_run)} reference numbers not run by this configuration"
-                         "</summary>" + _table_html(headers[1:], [r[1:] for r in not_run], verdict_col=9)
-                         + "</details>")
+            parts.append(
+                f"<details><summary>{len(not_run)} reference numbers not run by this configuration"
+                "</summary>"
+                + _table_html(headers[1:], [r[1:] for r in not_run], verdict_col=9)
+                + "</details>"
+            )
     parts.append("<h2>Experiments</h2>")
     for csv in sorted((results_dir / "tables").glob("*.csv")):
         exp = csv.stem
         shown = display_frame(pd.read_csv(csv))
-        parts += [f"<h3>{html.escape(exp)}</h3>", "<p>Mean ± std over seeds.</p>",
-                  _table_html(list(shown.columns), shown.values.tolist())]
+        parts += [
+            f"<h3>{html.escape(exp)}</h3>",
+            "<p>Mean ± std over seeds.</p>",
+            _table_html(list(shown.columns), shown.values.tolist()),
+        ]
         for png in sorted((results_dir / "figures").glob(f"{exp}_*.png")):
             parts.append(_img(png))
     parts.append("</body></html>")

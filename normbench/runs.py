@@ -65,12 +65,21 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     """
     epochs = [r for r in records if r.get("kind") == "epoch"]
     div = next((r for r in records if r.get("kind") == "diverged"), None)
-    out: dict[str, Any] = {"epochs": len(epochs), "diverged": div is not None,
-                           "diverged_epoch": div["epoch"] if div else None}
+    out: dict[str, Any] = {
+        "epochs": len(epochs),
+        "diverged": div is not None,
+        "diverged_epoch": div["epoch"] if div else None,
+    }
     nan = float("nan")
     if not epochs or div is not None:
-        out.update(final_test_error=nan, final_train_error=nan, best_test_error=nan,
-                   gap_mean=nan, gap_max=nan, final_test_loss=nan)
+        out.update(
+            final_test_error=nan,
+            final_train_error=nan,
+            best_test_error=nan,
+            gap_mean=nan,
+            gap_max=nan,
+            final_test_loss=nan,
+        )
         return out
     gaps = [r["test_error"] - r["train_error"] for r in epochs]
     last = epochs[-1]
@@ -85,7 +94,14 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-METRICS = ("final_test_error", "best_test_error", "final_train_error", "gap_mean", "gap_max", "final_test_loss")
+METRICS = (
+    "final_test_error",
+    "best_test_error",
+    "final_train_error",
+    "gap_mean",
+    "gap_max",
+    "final_test_loss",
+)
 
 
 @dataclass

@@ -47,9 +47,15 @@ def aggregate(runs: list[Run]) -> pd.DataFrame:
         groups[run.key].append(run)
     rows = []
     for (exp, model, method), group in groups.items():
-        row = {"experiment": exp, "model": model, "method": method, "dataset": group[0].config["dataset"],
-               "runs": len(group), "diverged": sum(r.summary["diverged"] for r in group),
-               "epochs": max(r.summary["epochs"] for r in group)}
+        row = {
+            "experiment": exp,
+            "model": model,
+            "method": method,
+            "dataset": group[0].config["dataset"],
+            "runs": len(group),
+            "diverged": sum(r.summary["diverged"] for r in group),
+            "epochs": max(r.summary["epochs"] for r in group),
+        }
         for metric in METRICS:
             m, s, n = stats([r.summary[metric] for r in group])
             row.update({f"{metric}_mean": m, f"{metric}_std": s, f"{metric}_n": n})
@@ -61,8 +67,10 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Human-readable columns: model, method, runs, diverged, then 'mean ± std' per metric."""
     out = df[["model", "method", "dataset", "epochs", "runs", "diverged"]].copy()
     for metric, label in LABELS.items():
-        out[label] = [fmt_mean_std(m, s, 3 if "loss" in metric else 2)
-                      for m, s in zip(df[f"{metric}_mean"], df[f"{metric}_std"])]
+        out[label] = [
+            fmt_mean_std(m, s, 3 if "loss" in metric else 2)
+            for m, s in zip(df[f"{metric}_mean"], df[f"{metric}_std"])
+        ]
     return out
 
 
@@ -79,6 +87,8 @@ def write_tables(runs: list[Run], out_dir: str | Path) -> list[Path]:
         headers = list(shown.columns)
         md = tabulate(shown.values.tolist(), headers=headers, tablefmt="github")
         (out_dir / f"{exp}.md").write_text(f"## {exp}\n\nMean ± std over seeds; n = runs.\n\n{md}\n")
-        (out_dir / f"{exp}.tex").write_text(tabulate(shown.values.tolist(), headers=headers, tablefmt="latex"))
+        (out_dir / f"{exp}.tex").write_text(
+            tabulate(shown.values.tolist(), headers=headers, tablefmt="latex")
+        )
         written += [out_dir / f"{exp}.{ext}" for ext in ("md", "csv", "tex")]
     return written

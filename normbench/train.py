@@ -94,15 +94,16 @@ def lr_at(epoch: int, optimizer_cfg: dict[str, Any], schedule: dict[str, Any], e
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, data: ImageData,
-             batch: int = 1000) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, data: ImageData, batch: int = 1000
+) -> tuple[float, float]:
     """Mean cross-entropy and error (%) over a data split, in eval mode."""
     model.eval()
     loss_sum, wrong = 0.0, 0
     for i in range(0, len(y), batch):
-        logits = model(normalize(x_u8[i:i + batch], data.mean, data.std))
-        loss_sum += F.cross_entropy(logits, y[i:i + batch], reduction="sum").item()
-        wrong += (logits.argmax(1) != y[i:i + batch]).sum().item()
+        logits = model(normalize(x_u8[i : i + batch], data.mean, data.std))
+        loss_sum += F.cross_entropy(logits, y[i : i + batch], reduction="sum").item()
+        wrong += (logits.argmax(1) != y[i : i + batch]).sum().item()
     return loss_sum / len(y), 100.0 * wrong / len(y)
 
 
@@ -127,8 +128,11 @@ def train_run(
     device = select_device(cfg["device"])
     set_determinism(cfg["seed"], cfg["deterministic"])
 
-    data = load_prepared(data_path) if data_path else load_dataset(
-        cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"])
+    data = (
+        load_prepared(data_path)
+        if data_path
+        else load_dataset(cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"])
+    )
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
 
@@ -176,7 +180,7 @@ def train_run(
         loss_sum, wrong, seen = 0.0, 0, 0
         diverged = None
         for i in range(0, n, bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             xb = normalize(augment(train_x[idx], pad, flip, gen), data.mean, data.std)
             yb = train_y[idx]
             logits = model(xb)
@@ -184,8 +188,12 @@ def train_run(
             extra = method.loss_term(model)
             total = loss if extra is None else loss + extra
             if not torch.isfinite(total):
-                diverged = {"kind": "diverged", "epoch": epoch, "iteration": step,
-                            "reason": f"non-finite training loss ({total.item()}) at iteration {step}"}
+                diverged = {
+                    "kind": "diverged",
+                    "epoch": epoch,
+                    "iteration": step,
+                    "reason": f"non-finite training loss ({total.item()}) at iteration {step}",
+                }
                 break
             optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -203,27 +211,55 @@ def train_run(
         else:
             method.after_epoch(model, epoch)
             test_loss, test_err = evaluate(model, test_x, test_y, data)
-            rec = {"kind": "epoch", "epoch": epoch, "lr": lr, "train_loss": loss_sum / seen,
-                   "train_error": 100.0 * wrong / seen, "test_loss": test_loss, "test_error": test_err,
-                   "seconds": time.time() - t0}
+            rec = {
+                "kind": "epoch",
+                "epoch": epoch,
+                "lr": lr,
+                "train_loss": loss_sum / seen,
+                "train_error": 100.0 * wrong / seen,
+                "test_loss": test_loss,
+                "test_error": test_err,
+                "seconds": time.time() - t0,
+            }
             records.append(rec)
             append_record(metrics_path, rec)
-            log(f"{tag} epoch {epoch}/{cfg['epochs']} loss {rec['train_loss']:.4f} "
-                f"train_err {rec['train_error']:.2f}% test_err {test_err:.2f}% ({rec['seconds']:.1f}s)")
+            log(
+                f"{tag} epoch {epoch}/{cfg['epochs']} loss {rec['train_loss']:.4f} "
+                f"train_err {rec['train_error']:.2f}% test_err {test_err:.2f}% ({rec['seconds']:.1f}s)"
+            )
         prior_seconds += time.time() - t0
-        save_atomic({
-            "config": cfg, "epoch": epoch, "step": step, "records": records, "train_seconds": prior_seconds,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "method": method.state_dict(),
-            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-        }, resume_path)
+        save_atomic(
+            {
+                "config": cfg,
+                "epoch": epoch,
+                "step": step,
+                "records": records,
+                "train_seconds": prior_seconds,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "method": method.state_dict(),
+                "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            resume_path,
+        )
 
     constraints = method.finalize(model)
-    final = {"model": model.state_dict(), "constraints": constraints, "config": cfg,
-             "epoch": len([r for r in records if r["kind"] == "epoch"]), "status": status}
+    final = {
+        "model": model.state_dict(),
+        "constraints": constraints,
+        "config": cfg,
+        "epoch": len([r for r in records if r["kind"] == "epoch"]),
+        "status": status,
+    }
     save_atomic(final, out / "checkpoint.pt")
     prov = provenance(device, cfg["seed"])
-    prov.update(status=status, train_seconds=prior_seconds, wall_seconds=time.time() - t_start,
-                started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t_start)))
+    prov.update(
+        status=status,
+        train_seconds=prior_seconds,
+        wall_seconds=time.time() - t_start,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t_start)),
+    )
     write_json_atomic(out / "provenance.json", prov)
     for p in (resume_path, resume_path.with_name(resume_path.name + ".prev")):
         p.unlink(missing_ok=True)

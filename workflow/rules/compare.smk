@@ -8,6 +8,6 @@ rule compare:
     log:
         f"{RES}/logs/compare.log",
     params:
-        out_dir=RES,
+        out_dir=lambda w, output: os.path.dirname(output.csv),
     shell:
         "normbench compare {input:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

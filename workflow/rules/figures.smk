@@ -7,6 +7,6 @@ rule figures:
     log:
         f"{RES}/logs/figures/{{experiment}}.log",
     params:
-        out_dir=f"{RES}/figures",
+        out_dir=lambda w, output: os.path.dirname(output.png),
     shell:
         "normbench figures {input:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

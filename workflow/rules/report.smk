@@ -8,7 +8,7 @@ rule report:
     log:
         f"{RES}/logs/report.log",
     params:
-        results=RES,
+        results=lambda w, output: os.path.dirname(output[0]),
         title=CONFIG["name"],
     shell:
         "normbench report --results {params.results:q} --title {params.title:q} --out {output:q} > {log:q} 2>&1"

@@ -8,6 +8,6 @@ rule tables:
     log:
         f"{RES}/logs/tables/{{experiment}}.log",
     params:
-        out_dir=f"{RES}/tables",
+        out_dir=lambda w, output: os.path.dirname(output.md),
     shell:
         "normbench tables {input:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -1,0 +1,38 @@
+"""Shared fixtures: the repository root and tiny configurations that run in seconds on a CPU."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_EXPERIMENT = {
+    "reproduces": ["zaeemzadeh2020/table1"],
+    "dataset": "digits",
+    "image_size": 8,
+    "models": ["plain20", "preact_resnet20"],
+    "seeds": [0, 1],
+    "epochs": 2,
+    "batch_size": 128,
+    "optimizer": {"name": "sgd", "lr": 0.05},
+    "augment": {"pad": 1, "flip": False},
+}
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> dict:
+    """A valid raw configuration (before defaults) whose results go under ``tmp_path``."""
+    return {
+        "name": "tiny",
+        "results": str(tmp_path / "results"),
+        "threads": 1,
+        "experiments": {"gap": copy.deepcopy(TINY_EXPERIMENT)},
+    }

@@ -1,0 +1,75 @@
+"""The trainer: determinism, divergence as a result, checkpoint contents, learning-rate schedules."""
+
+import json
+
+import pytest
+import torch
+
+from normbench.config import run_config, run_specs, validate_config
+from normbench.runs import read_records
+from normbench.train import lr_at, train_run
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+@pytest.fixture
+def one_run(tiny_config):
+    tiny_config["experiments"]["gap"]["models"] = ["preact_resnet20"]
+    tiny_config["experiments"]["gap"]["seeds"] = [3]
+    config = validate_config(tiny_config)
+    return run_config(config, run_specs(config)[0])
+
+
+def test_same_seed_same_metrics(one_run, tmp_path):
+    train_run(one_run, tmp_path / "a", log=lambda m: None)
+    train_run(one_run, tmp_path / "b", log=lambda m: None)
+    a = read_records(tmp_path / "a" / "metrics.jsonl")
+    b = read_records(tmp_path / "b" / "metrics.jsonl")
+    assert len(a) == 2 and _strip(a) == _strip(b)
+
+
+def test_run_folder_contents(one_run, tmp_path):
+    out = tmp_path / "run"
+    train_run(one_run, out, log=lambda m: None)
+    assert json.loads((out / "config.json").read_text()) == one_run
+    prov = json.loads((out / "provenance.json").read_text())
+    assert {"git", "versions", "device", "seed", "wall_seconds"} <= set(prov) and prov["seed"] == 3
+    assert "sha" in prov["git"] and "dirty" in prov["git"] and "torch" in prov["versions"]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert "model" in ckpt and ckpt["constraints"] == [] and ckpt["status"] == "completed"
+    assert not (out / "resume.pt").exists()
+    rec = read_records(out / "metrics.jsonl")[0]
+    assert {"epoch", "train_loss", "train_error", "test_loss", "test_error", "seconds", "lr"} <= set(rec)
+
+
+def test_divergence_is_recorded_not_raised(one_run, tmp_path, capsys):
+    one_run["optimizer"]["lr"] = 1e6
+    one_run["model"] = "plain20"
+    result = train_run(one_run, tmp_path / "div")
+    assert result["status"] == "diverged"
+    records = read_records(tmp_path / "div" / "metrics.jsonl")
+    assert records[-1]["kind"] == "diverged" and "non-finite" in records[-1]["reason"]
+    assert "DIVERGED" in capsys.readouterr().out
+
+
+def test_progress_line_per_epoch(one_run, tmp_path):
+    lines = []
+    train_run(one_run, tmp_path / "p", log=lines.append)
+    assert len(lines) == 2 and all("test_err" in line and "s)" in line for line in lines)
+
+
+def test_lr_schedules():
+    opt = {"lr": 0.1}
+    assert lr_at(5, opt, {"name": "constant"}, 10) == 0.1
+    step = {"name": "step", "milestones": [150, 225], "gamma": 0.1}
+    assert lr_at(150, opt, step, 300) == pytest.approx(0.1)
+    assert lr_at(151, opt, step, 300) == pytest.approx(0.01)
+    assert lr_at(226, opt, step, 300) == pytest.approx(0.001)
+    log = {"name": "log", "final_lr": 0.001, "every": 2}
+    opt = {"lr": 0.5}
+    assert lr_at(1, opt, log, 160) == pytest.approx(0.5) and lr_at(2, opt, log, 160) == pytest.approx(0.5)
+    assert lr_at(160, opt, log, 160) == pytest.approx(0.001)
+    mid = lr_at(81, opt, log, 160)  # level 40 of 80: geometric mean-ish
+    assert 0.001 < mid < 0.5

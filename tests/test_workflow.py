@@ -1,0 +1,116 @@
+"""End to end: the Snakemake DAG on a tiny configuration in a temporary copy of the workflow."""
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+
+def _copy_workflow(repo, dest):
+    shutil.copy(repo / "Snakefile", dest / "Snakefile")
+    shutil.copytree(repo / "workflow", dest / "workflow")
+    shutil.copytree(repo / "config", dest / "config")
+
+
+def _snakemake(cwd, *args, timeout=600):
+    return subprocess.run(["snakemake", "--cores", "2", "--configfile", "tiny.yaml", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _planned(result) -> dict[str, int]:
+    """Rule -> job count from a dry run's job stats table."""
+    text = result.stdout + result.stderr
+    assert "Job stats:" in text, text[-2000:]
+    counts = {}
+    for line in text.split("Job stats:")[1].splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m or m.group(1) == "total":
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, repo):
+    """Run the whole DAG once on a tiny config (2 models x 2 seeds x 2 epochs of 8x8 digits)."""
+    from conftest import TINY_EXPERIMENT
+
+    work = tmp_path_factory.mktemp("wf")
+    _copy_workflow(repo, work)
+    config = {"name": "tiny", "threads": 1, "experiments": {"gap": TINY_EXPERIMENT}}
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    result = _snakemake(work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work, work / "results" / "tiny", result
+
+
+def test_every_stage_writes_its_outputs(pipeline):
+    _, res, _ = pipeline
+    for run in ("plain20/none/seed0", "plain20/none/seed1", "preact_resnet20/none/seed0"):
+        folder = res / "runs" / "gap" / run
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+        assert json.loads((folder / "provenance.json").read_text())["git"].keys() == {"sha", "dirty"}
+        assert (folder / "checkpoint.pt").stat().st_size > 0
+    rows = list(csv.DictReader(open(res / "tables" / "gap.csv")))
+    assert {r["model"] for r in rows} == {"plain20", "preact_resnet20"} and all(r["runs"] == "2" for r in rows)
+    assert (res / "tables" / "gap.md").read_text().startswith("## gap")
+    assert (res / "figures" / "gap_curves.png").read_bytes()[:4] == b"\x89PNG"
+    comparison = list(csv.DictReader(open(res / "comparison.csv")))
+    ran = [r for r in comparison if r["verdict"] != "NOT RUN"]
+    assert len(ran) == 4 and {r["verdict"] for r in ran} == {"PROXY"}
+    html = (res / "report.html").read_text()
+    assert "PROXY" in html and "data:image/png;base64" in html and "zaeemzadeh2020" in html
+
+
+def test_progress_is_printed_per_epoch(pipeline):
+    _, res, result = pipeline
+    log = (res / "logs" / "train" / "gap" / "plain20" / "none" / "seed0.log").read_text()
+    assert "epoch 1/2" in log and "epoch 2/2" in log
+
+
+def test_second_run_does_nothing(pipeline):
+    work, _, _ = pipeline
+    result = _snakemake(work, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_deleting_one_log_reruns_that_run_and_downstream_only(pipeline):
+    work, res, _ = pipeline
+    (res / "runs" / "gap" / "plain20" / "none" / "seed1" / "metrics.jsonl").unlink()
+    planned = _planned(_snakemake(work, "-n"))
+    assert planned == {"train": 1, "tables": 1, "figures": 1, "compare": 1, "report": 1, "all": 1}
+    result = _snakemake(work)
+    assert result.returncode == 0, result.stderr[-2000:]
+    again = _snakemake(work, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_bad_config_fails_before_any_job(tmp_path, repo):
+    _copy_workflow(repo, tmp_path)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({
+        "name": "bad", "experiments": {"gap": {"dataset": "digits", "models": ["plain20"], "seeds": [0],
+                                                 "epochs": 1, "learning_rate": 0.1}}}))
+    result = _snakemake(tmp_path, timeout=120)
+    assert result.returncode != 0 and "learning_rate" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_model_fails_listing_valid_ones(tmp_path, repo):
+    _copy_workflow(repo, tmp_path)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({
+        "name": "bad", "experiments": {"gap": {"dataset": "digits", "models": ["resnet9000"], "seeds": [0],
+                                                 "epochs": 1}}}))
+    result = _snakemake(tmp_path, timeout=120)
+    assert result.returncode != 0 and "resnet9000" in result.stderr and "preact_resnet20" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_snakemake_lint_is_clean(repo):
+    result = subprocess.run(["snakemake", "--lint", "--cores", "1"], cwd=repo, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
