@@ -88,7 +88,7 @@ def pick_spread(items: Sequence[Any], k: int) -> list[Any]:
         return list(items)
     if k == 1:
         return [items[0]]
-    idx = sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+    idx = sorted({math.floor(i * (n - 1) / (k - 1) + 0.5) for i in range(k)})
     return [items[i] for i in idx]
 
 
@@ -202,7 +202,9 @@ def capture_gradients(
         def want(t: torch.Tensor) -> None:
             if id(t) not in slot:
                 if not t.requires_grad:
-                    raise RuntimeError("a captured activation does not require grad (detached inside the model?)")
+                    raise RuntimeError(
+                        "a captured activation does not require grad (detached inside the model?)"
+                    )
                 slot[id(t)] = len(wanted)
                 wanted.append(t)
 
@@ -240,12 +242,19 @@ def capture_gradients(
 
 
 def capture_activations(
-    model: nn.Module, batch: Any, modules: Sequence[tuple[str, nn.Module]]
-) -> list[tuple[str, torch.Tensor]]:
-    """One no-grad forward pass; returns ``(name, output)`` of each module in forward execution order
-    (first call only, if a module runs twice)."""
+    model: nn.Module,
+    batch: Any,
+    modules: Sequence[tuple[str, nn.Module]],
+    reduce: Callable[[torch.Tensor], Any] | None = None,
+) -> list[tuple[str, Any]]:
+    """One no-grad forward pass; returns ``(name, value)`` per module in forward execution order.
+
+    ``value`` is ``reduce(output)`` computed inside the hook, so large activations need not be kept
+    (default: a detached copy of the output). A module that runs twice is reported at its first call.
+    """
     x, _ = unpack_batch(model, batch)
-    seen: dict[int, tuple[str, torch.Tensor]] = {}
+    reduce_fn: Callable[[torch.Tensor], Any] = reduce or (lambda t: t.clone())
+    seen: dict[int, tuple[str, Any]] = {}
     order: list[int] = []
     handles = []
 
@@ -255,7 +264,7 @@ def capture_activations(
                 return
             if not isinstance(out, torch.Tensor):
                 raise TypeError(f"module {name!r} must return one tensor")
-            seen[id(m)] = (name, out.detach().clone())
+            seen[id(m)] = (name, reduce_fn(out.detach()))
             order.append(id(m))
 
         return hook

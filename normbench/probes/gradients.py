@@ -42,21 +42,41 @@ from normbench.probes._common import (
 # ------------------------------------------------------------------------------------------------ blocks
 
 
-def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The residual (or plain) blocks of ``model``: the children of ``model.blocks``.
+def _block_marker() -> type[nn.Module] | None:
+    try:
+        from normbench.models.layers import Block
+    except ImportError:  # pragma: no cover - older model code without the marker
+        return None
+    return Block
 
-    The pre-activation models (:mod:`normbench.models.preact`) keep their blocks in ``model.blocks``
-    (an ``nn.Sequential``); any model that follows the same convention works. For other models pass the
-    block modules explicitly to :func:`block_grad_norm_ratios`. Raises ``ValueError`` when the model has no
-    ``blocks`` container.
+
+def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The residual (or plain) blocks of ``model``, as ``(name, module)`` pairs.
+
+    1. The children of ``model.blocks`` (an ``nn.Sequential`` or ``nn.ModuleList``): the registry's
+       convention (:mod:`normbench.models.layers`), followed by the pre-act models of
+       :mod:`normbench.models.preact`.
+    2. Otherwise the outermost instances of the marker class ``normbench.models.layers.Block``.
+    3. Otherwise ``ValueError``: pass the block modules explicitly to :func:`block_grad_norm_ratios`.
+
+    ProcResNet: the paper's Fig. 3 also plots the stem ``conv*`` (3 -> 64 channels, "the first transition
+    block") as a block; it is not in ``model.blocks``, so add it: ``blocks=[model.stem, *mods]``.
     """
     blocks = getattr(model, "blocks", None)
-    if not isinstance(blocks, nn.Sequential | nn.ModuleList):
-        raise ValueError(
-            f"{type(model).__name__} has no `blocks` nn.Sequential/nn.ModuleList; pass the block modules "
-            "explicitly (blocks=[...])"
-        )
-    return [(f"blocks.{name}", child) for name, child in blocks.named_children()]
+    if isinstance(blocks, nn.Sequential | nn.ModuleList):
+        return [(f"blocks.{name}", child) for name, child in blocks.named_children()]
+    marker = _block_marker()
+    if marker is not None:
+        found: list[tuple[str, nn.Module]] = []
+        for name, m in model.named_modules():
+            if isinstance(m, marker) and not any(name.startswith(f"{outer}.") for outer, _ in found):
+                found.append((name, m))
+        if found:
+            return found
+    raise ValueError(
+        f"{type(model).__name__} has no `blocks` nn.Sequential/nn.ModuleList and no Block modules; pass the "
+        "block modules explicitly (blocks=[...])"
+    )
 
 
 def block_grad_norm_ratios(
@@ -79,11 +99,13 @@ def block_grad_norm_ratios(
     ``blocks``: names or modules of ``model`` (each maps one tensor to one tensor); ``None`` uses
     :func:`find_blocks`. Returns one record per block in forward order::
 
-        {"index", "name", "transition", "in_shape", "out_shape",
+        {"index", "name", "transition", "declared_transition", "in_shape", "out_shape",
          "grad_norm_in", "grad_norm_out", "ratio", "ratio_per_sample_mean"}
 
     ``transition`` is true when the block changes the shape of the activation (channels or spatial size:
-    the "blocks that change the dimension" of Fig. 3). ``in_shape``/``out_shape`` omit the batch size.
+    the "blocks that change the dimension" of Fig. 3); ``declared_transition`` is the block's own
+    ``transition`` attribute (the registry's ``Block`` marker), ``None`` when it has none.
+    ``in_shape``/``out_shape`` omit the batch size.
     A zero input gradient gives ``inf`` (``nan`` when the output gradient is zero too).
     The model's buffers, mode, RNG state and parameter gradients are left untouched.
     """
@@ -96,11 +118,13 @@ def block_grad_norm_ratios(
         per_in = g_in.reshape(g_in.shape[0], -1).norm(dim=1).tolist()
         per_out = g_out.reshape(g_out.shape[0], -1).norm(dim=1).tolist()
         per = [safe_ratio(o, n) for o, n in zip(per_out, per_in, strict=True)]
+        declared = getattr(r["module"], "transition", None)
         out.append(
             {
                 "index": i,
                 "name": r["name"],
                 "transition": r["in_shape"] != r["out_shape"],
+                "declared_transition": declared if isinstance(declared, bool) else None,
                 "in_shape": r["in_shape"][1:],
                 "out_shape": r["out_shape"][1:],
                 "grad_norm_in": n_in,
@@ -136,11 +160,15 @@ def backward_error_moments(
          "ratio_to_top": [q^l/q^L for l = 1..L],              # Fig. 4
          "ratio_bottom_to_top": q^1/q^L}                      # Fig. 3
 
-    ``layers=None`` takes every ``nn.Conv2d`` ("convolutional layer in our case"), in forward order.
+    ``layers=None`` takes every ``nn.Conv2d`` ("convolutional layer in our case") except those on a skip
+    path (a module path containing ``shortcut``, the registry's name for skip projections), so that
+    consecutive layers are consecutive on the main path; pass ``layers`` to choose others.
     """
     if where not in ("output", "input"):
         raise ValueError(f"where must be 'output' or 'input', got {where!r}")
     mods = resolve_modules(model, layers, kinds=(nn.Conv2d,))
+    if layers is None:
+        mods = [(name, m) for name, m in mods if "shortcut" not in name.split(".")]
     recs = capture_gradients(
         model, batch, mods, loss_fn=loss_fn, inputs=where == "input", outputs=where == "output"
     )
@@ -283,12 +311,20 @@ def fig2_grid(
     to :func:`fig2_ratio`."""
     ratios = [
         [
-            [fig2_ratio(c, d, train_batches, probe_batch, project=project, seed=s, **kwargs)["ratio"]
-             for s in range(runs)]
+            [
+                fig2_ratio(c, d, train_batches, probe_batch, project=project, seed=s, **kwargs)["ratio"]
+                for s in range(runs)
+            ]
             for d in ds
         ]
         for c in cs
     ]
     mean = [[sum(cell) / len(cell) if cell else math.nan for cell in row] for row in ratios]
-    return {"c": list(cs), "d": list(ds), "runs": runs, "projected": project is not None,
-            "mean": mean, "ratios": ratios}
+    return {
+        "c": list(cs),
+        "d": list(ds),
+        "runs": runs,
+        "projected": project is not None,
+        "mean": mean,
+        "ratios": ratios,
+    }

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from normbench.probes._common import LayerSpec, floats, pick_spread, resolve_modules, weight_matrix
+from normbench.probes.distributions import histogram
 
 
 def svdvals(mat: torch.Tensor) -> list[float]:
@@ -49,61 +50,27 @@ def weight_singular_values(model: nn.Module, layers: LayerSpec = None) -> list[d
     return out
 
 
-def histogram(
-    values: list[float],
-    bins: int = 50,
-    range: tuple[float, float] | None = None,  # noqa: A002  (numpy's name)
-    normalize: bool = True,
-) -> dict[str, Any]:
-    """Histogram of the finite ``values``: ``{"counts", "edges", "normalized", "n", "nonfinite"}``.
-
-    ``bins`` equal-width bins over ``range`` (default: min..max of the finite values; a degenerate range
-    is widened by 0.5 on each side). Values outside ``range`` are not counted. ``normalize=True`` divides
-    the counts by the number of finite values (fractions, as in Jia et al.'s normalized histograms).
-    """
-    t = torch.tensor(values, dtype=torch.float64)
-    finite = t[torch.isfinite(t)]
-    n_nonfinite = int(t.numel() - finite.numel())
-    if range is None:
-        if finite.numel() == 0:
-            lo, hi = 0.0, 1.0
-        else:
-            lo, hi = float(finite.min()), float(finite.max())
-    else:
-        lo, hi = float(range[0]), float(range[1])
-    if hi <= lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    counts = torch.histc(finite, bins=bins, min=lo, max=hi) if finite.numel() else torch.zeros(bins)
-    edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
-    c = [float(v) for v in counts.tolist()]
-    if normalize:
-        total = finite.numel()
-        c = [v / total for v in c] if total else c
-    else:
-        c = [int(v) for v in c]
-    return {"counts": c, "edges": floats(edges), "normalized": normalize, "n": int(finite.numel()),
-            "nonfinite": n_nonfinite}
-
-
 def singular_value_histograms(
     model: nn.Module,
     layers: LayerSpec = None,
     k: int = 3,
     bins: int = 50,
-    range: tuple[float, float] | None = None,  # noqa: A002
+    value_range: tuple[float, float] | None = None,
     normalize: bool = True,
 ) -> list[dict[str, Any]]:
     """Jia et al., Fig. 1: normalized singular-value histograms of the lower, middle and higher layers.
 
     ``layers=None`` picks ``k`` layers evenly spread over the convolutions (first, middle, last for
     ``k = 3``); an explicit ``layers`` is used as given. Each record is the
-    :func:`weight_singular_values` record plus ``"histogram"`` (see :func:`histogram`). Pass a common
-    ``range`` to compare runs (e.g. SGD vs SVB) on the same bins.
+    :func:`weight_singular_values` record plus ``"histogram"`` (see :func:`normbench.probes.distributions.histogram`). Pass a common
+    ``value_range`` to compare runs (e.g. SGD vs SVB) on the same bins.
     """
     if layers is None:
         convs = resolve_modules(model, None, kinds=(nn.Conv2d,))
         layers = [name for name, _ in pick_spread(convs, k)]
     recs = weight_singular_values(model, layers)
     for r in recs:
-        r["histogram"] = histogram(r["singular_values"], bins=bins, range=range, normalize=normalize)
+        r["histogram"] = histogram(
+            r["singular_values"], bins=bins, value_range=value_range, normalize=normalize
+        )
     return recs
