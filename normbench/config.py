@@ -171,6 +171,7 @@ def run_config(config: dict, spec: RunSpec) -> dict:
         "optimizer": dict(exp["optimizer"]),
         "schedule": dict(exp["schedule"]),
         "augment": dict(exp["augment"]),
+        "probes": dict(exp["probes"]),
         "device": config["device"],
         "threads": config["threads"],
         "deterministic": config["deterministic"],

@@ -94,6 +94,14 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+TIMING_KEYS = ("seconds", "step_seconds")
+
+
+def without_timing(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records with their wall-clock fields removed: what must be identical between two runs of one seed."""
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+
+
 METRICS = (
     "final_test_error",
     "best_test_error",

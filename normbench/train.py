@@ -12,6 +12,12 @@ run ends normally, since divergence is a result (Zaeemzadeh et al. 2020, Plain-1
 running error over the epoch's mini-batches in train mode, as the papers' training curves report it.
 
 The last mini-batch of an epoch is kept even when smaller than ``batch_size`` (drop_last=False).
+
+Probes (``cfg["probes"]["names"]``, :mod:`normbench.probes`) are recorded at epoch 0 (initialisation) and
+every ``every`` epochs after the evaluation, as ``{"kind": "probe", "epoch", "probes", "seconds"}`` records,
+on one fixed batch: the first ``batch`` images of a permutation seeded with 0 (the same images for every
+seed and model), normalised, not augmented, with the model in train mode (batch statistics, as during the
+training step the probes describe); the probes restore the BN running statistics they touch.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from normbench.checkpoint import load_latest, save_atomic
 from normbench.data import ImageData, augment, load_dataset, load_prepared, normalize
 from normbench.methods import build_method
 from normbench.models import build_model
+from normbench.probes import record_probes
 from normbench.provenance import provenance
 from normbench.runs import append_record, write_json_atomic
 
@@ -107,6 +114,18 @@ def evaluate(
     return loss_sum / len(y), 100.0 * wrong / len(y)
 
 
+def probe_batch(data: ImageData, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed probe batch: the first ``size`` training images of a permutation seeded with 0."""
+    idx = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))[:size]
+    return normalize(data.train_x[idx].to(device), data.mean, data.std), data.train_y[idx].to(device)
+
+
+def _probe_record(model: nn.Module, batch, probes: dict[str, Any], epoch: int) -> dict[str, Any]:
+    model.train()
+    result = record_probes(model, batch, probes["names"], probes["options"])
+    return {"kind": "probe", "epoch": epoch, **result}
+
+
 def train_run(
     cfg: dict[str, Any],
     out_dir: str | Path,
@@ -162,6 +181,12 @@ def train_run(
         log(f"{resume_path}: written for another configuration; starting afresh")
     # The log always restarts from what the checkpoint holds (append-only from there on).
     metrics_path.write_text("".join(_jsonl(r) for r in records))
+    probes = cfg["probes"]
+    pbatch = probe_batch(data, probes["batch"], device) if probes["names"] else None
+    if pbatch is not None and start_epoch == 1:
+        rec = _probe_record(model, pbatch, probes, 0)
+        records.append(rec)
+        append_record(metrics_path, rec)
 
     n = len(train_y)
     bs = cfg["batch_size"]
@@ -177,7 +202,7 @@ def train_run(
             group["lr"] = lr
         model.train()
         perm = torch.randperm(n, generator=gen).to(device)
-        loss_sum, wrong, seen = 0.0, 0, 0
+        loss_sum, wrong, seen, steps = 0.0, 0, 0, 0
         diverged = None
         for i in range(0, n, bs):
             idx = perm[i : i + bs]
@@ -200,6 +225,7 @@ def train_run(
             optimizer.step()
             method.after_step(model, step)
             step += 1
+            steps += 1
             loss_sum += loss.item() * len(yb)
             wrong += (logits.argmax(1) != yb).sum().item()
             seen += len(yb)
@@ -209,6 +235,7 @@ def train_run(
             append_record(metrics_path, diverged)
             log(f"{tag} epoch {epoch}: DIVERGED ({diverged['reason']})")
         else:
+            train_seconds = time.time() - t0
             method.after_epoch(model, epoch)
             test_loss, test_err = evaluate(model, test_x, test_y, data)
             rec = {
@@ -220,9 +247,15 @@ def train_run(
                 "test_loss": test_loss,
                 "test_error": test_err,
                 "seconds": time.time() - t0,
+                "steps": steps,
+                "step_seconds": train_seconds / max(steps, 1),
             }
             records.append(rec)
             append_record(metrics_path, rec)
+            if pbatch is not None and epoch % probes["every"] == 0:
+                prec = _probe_record(model, pbatch, probes, epoch)
+                records.append(prec)
+                append_record(metrics_path, prec)
             log(
                 f"{tag} epoch {epoch}/{cfg['epochs']} loss {rec['train_loss']:.4f} "
                 f"train_err {rec['train_error']:.2f}% test_err {test_err:.2f}% ({rec['seconds']:.1f}s)"

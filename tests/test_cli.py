@@ -16,7 +16,9 @@ def test_help_lists_every_step():
 
 
 def test_console_script_help():
-    out = subprocess.run([sys.executable, "-m", "normbench.cli", "train", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "normbench.cli", "train", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "--spec" in out.stdout and "resume" in out.stdout
 
 
@@ -40,7 +42,10 @@ def test_train_by_hand_and_tables(tmp_path, tiny_config, capsys):
     tiny_config["experiments"]["gap"]["epochs"] = 1
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(tiny_config))
-    assert main(["train", "--config", str(path), "--experiment", "gap", "--model", "plain20", "--seed", "0"]) == 0
+    assert (
+        main(["train", "--config", str(path), "--experiment", "gap", "--model", "plain20", "--seed", "0"])
+        == 0
+    )
     run = tmp_path / "results" / "tiny" / "runs" / "gap" / "plain20" / "none" / "seed0"
     assert (run / "metrics.jsonl").exists() and (run / "checkpoint.pt").exists()
     assert main(["tables", str(tmp_path / "results"), "--out-dir", str(tmp_path / "t")]) == 0

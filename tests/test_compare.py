@@ -15,8 +15,16 @@ from normbench.tables import aggregate, write_tables
 
 def _records(train, test):
     return [
-        {"kind": "epoch", "epoch": i + 1, "train_error": a, "test_error": b, "train_loss": 1.0, "test_loss": 1.0,
-         "lr": 0.1, "seconds": 1.0}
+        {
+            "kind": "epoch",
+            "epoch": i + 1,
+            "train_error": a,
+            "test_error": b,
+            "train_loss": 1.0,
+            "test_loss": 1.0,
+            "lr": 0.1,
+            "seconds": 1.0,
+        }
         for i, (a, b) in enumerate(zip(train, test))
     ]
 
@@ -25,8 +33,15 @@ def _run(tmp_path, seed, gaps, dataset="cifar10", epochs=None, model="plain20", 
     records = _records([10.0] * len(gaps), [10.0 + g for g in gaps])
     if diverged:
         records = [{"kind": "diverged", "epoch": 1, "iteration": 3, "reason": "nan"}]
-    config = {"experiment": "gap", "model": model, "method": "none", "seed": seed, "dataset": dataset,
-              "epochs": epochs or len(gaps), "reproduces": ["zaeemzadeh2020/table1"]}
+    config = {
+        "experiment": "gap",
+        "model": model,
+        "method": "none",
+        "seed": seed,
+        "dataset": dataset,
+        "epochs": epochs or len(gaps),
+        "reproduces": ["zaeemzadeh2020/table1"],
+    }
     folder = tmp_path / f"runs/gap/{model}/none/seed{seed}"
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(config))
@@ -53,9 +68,22 @@ def test_aggregate_mean_std_n(tmp_path):
 
 
 def _ref(value=6.7, runs=3, epochs=1, metric="gap_mean", statistic="mean", model="plain20"):
-    return Reference(paper="zaeemzadeh2020", table="table1", label="Table 1", row="depth 20",
-                     column=f"{model} {metric}", metric=metric, units="%", statistic=statistic, value=value,
-                     dataset="cifar10", runs=runs, epochs=epochs, protocol="test protocol", model=model)
+    return Reference(
+        paper="zaeemzadeh2020",
+        table="table1",
+        label="Table 1",
+        row="depth 20",
+        column=f"{model} {metric}",
+        metric=metric,
+        units="%",
+        statistic=statistic,
+        value=value,
+        dataset="cifar10",
+        runs=runs,
+        epochs=epochs,
+        protocol="test protocol",
+        model=model,
+    )
 
 
 def _runs(tmp_path, gaps, **kw):
@@ -95,8 +123,11 @@ def test_verdict_best_of_n_compares_our_best(tmp_path):
 
 
 def test_not_run_and_diverged_reference(tmp_path):
-    refs = [_ref(6.7, model="plain20"), _ref(None, model="plain164", runs=2),
-            _ref(None, model="plain164", runs=10, metric="gap_max")]
+    refs = [
+        _ref(6.7, model="plain20"),
+        _ref(None, model="plain164", runs=2),
+        _ref(None, model="plain164", runs=10, metric="gap_max"),
+    ]
     runs = _runs(tmp_path, [1.0, 1.0], model="plain164", diverged=True)
     df = compare(refs, runs)
     assert list(df["verdict"]) == ["NOT RUN", "REPRODUCED", "PROXY"]  # '-' = all diverge; 2 runs of 10: proxy
@@ -113,11 +144,24 @@ def test_shipped_references_load():
 def test_strict_exit_codes(tmp_path):
     ref_file = tmp_path / "zaeemzadeh2020.yaml"
     doc = {
-        "paper": "zaeemzadeh2020", "title": "t", "source": "s",
-        "protocols": {"table1": {"label": "Table 1", "dataset": "cifar10", "epochs": 1, "runs": 3,
-                                 "description": "d"}},
-        "entries": [{"table": "table1", "row": "r", "column": "c", "model": "plain20", "metric": "gap_mean",
-                     "units": "%", "statistic": "mean", "value": 6.7}],
+        "paper": "zaeemzadeh2020",
+        "title": "t",
+        "source": "s",
+        "protocols": {
+            "table1": {"label": "Table 1", "dataset": "cifar10", "epochs": 1, "runs": 3, "description": "d"}
+        },
+        "entries": [
+            {
+                "table": "table1",
+                "row": "r",
+                "column": "c",
+                "model": "plain20",
+                "metric": "gap_mean",
+                "units": "%",
+                "statistic": "mean",
+                "value": 6.7,
+            }
+        ],
     }
     ref_file.write_text(yaml.safe_dump(doc))
     assert len(parse_reference_file(ref_file)) == 1
@@ -126,7 +170,9 @@ def test_strict_exit_codes(tmp_path):
     args = ["compare", "--references", str(ref_file), "--strict", "--out-dir"]
     assert main([*args, str(tmp_path / "o1"), *good]) == 0
     assert main([*args, str(tmp_path / "o2"), *bad]) == 1
-    proxy = [str(_run(tmp_path / "proxy", s, [g], dataset="digits")) for s, g in enumerate([20.0, 20.1, 20.2])]
+    proxy = [
+        str(_run(tmp_path / "proxy", s, [g], dataset="digits")) for s, g in enumerate([20.0, 20.1, 20.2])
+    ]
     assert main([*args, str(tmp_path / "o3"), *proxy]) == 0  # PROXY never fails --strict
     for ext in ("csv", "md", "json"):
         assert (tmp_path / "o2" / f"comparison.{ext}").exists()

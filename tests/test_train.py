@@ -6,12 +6,8 @@ import pytest
 import torch
 
 from normbench.config import run_config, run_specs, validate_config
-from normbench.runs import read_records
+from normbench.runs import read_records, without_timing
 from normbench.train import lr_at, train_run
-
-
-def _strip(records):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
 @pytest.fixture
@@ -27,7 +23,7 @@ def test_same_seed_same_metrics(one_run, tmp_path):
     train_run(one_run, tmp_path / "b", log=lambda m: None)
     a = read_records(tmp_path / "a" / "metrics.jsonl")
     b = read_records(tmp_path / "b" / "metrics.jsonl")
-    assert len(a) == 2 and _strip(a) == _strip(b)
+    assert len(a) == 2 and without_timing(a) == without_timing(b)
 
 
 def test_run_folder_contents(one_run, tmp_path):
@@ -73,3 +69,20 @@ def test_lr_schedules():
     assert lr_at(160, opt, log, 160) == pytest.approx(0.001)
     mid = lr_at(81, opt, log, 160)  # level 40 of 80: geometric mean-ish
     assert 0.001 < mid < 0.5
+
+
+def test_probes_are_recorded_at_init_and_every_k_epochs(one_run, tmp_path):
+    one_run["probes"] = {
+        "names": ["grad_norm_ratio", "weight_correlation"],
+        "every": 2,
+        "batch": 16,
+        "options": {},
+    }
+    one_run["epochs"] = 2
+    train_run(one_run, tmp_path / "pr", log=lambda m: None)
+    records = read_records(tmp_path / "pr" / "metrics.jsonl")
+    probes = [r for r in records if r["kind"] == "probe"]
+    assert [r["epoch"] for r in probes] == [0, 2]
+    ratios = probes[0]["probes"]["grad_norm_ratio"]
+    assert len(ratios) == 6 and all(r["ratio"] > 0 for r in ratios)  # 3 stages x 2 blocks of ResNet-20
+    assert [r["kind"] for r in records] == ["probe", "epoch", "epoch", "probe"]

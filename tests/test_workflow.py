@@ -17,8 +17,13 @@ def _copy_workflow(repo, dest):
 
 
 def _snakemake(cwd, *args, timeout=600):
-    return subprocess.run(["snakemake", "--cores", "2", "--configfile", "tiny.yaml", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["snakemake", "--cores", "2", "--configfile", "tiny.yaml", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _planned(result) -> dict[str, int]:
@@ -57,7 +62,9 @@ def test_every_stage_writes_its_outputs(pipeline):
         assert json.loads((folder / "provenance.json").read_text())["git"].keys() == {"sha", "dirty"}
         assert (folder / "checkpoint.pt").stat().st_size > 0
     rows = list(csv.DictReader(open(res / "tables" / "gap.csv")))
-    assert {r["model"] for r in rows} == {"plain20", "preact_resnet20"} and all(r["runs"] == "2" for r in rows)
+    assert {r["model"] for r in rows} == {"plain20", "preact_resnet20"} and all(
+        r["runs"] == "2" for r in rows
+    )
     assert (res / "tables" / "gap.md").read_text().startswith("## gap")
     assert (res / "figures" / "gap_curves.png").read_bytes()[:4] == b"\x89PNG"
     comparison = list(csv.DictReader(open(res / "comparison.csv")))
@@ -92,9 +99,22 @@ def test_deleting_one_log_reruns_that_run_and_downstream_only(pipeline):
 
 def test_bad_config_fails_before_any_job(tmp_path, repo):
     _copy_workflow(repo, tmp_path)
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({
-        "name": "bad", "experiments": {"gap": {"dataset": "digits", "models": ["plain20"], "seeds": [0],
-                                                 "epochs": 1, "learning_rate": 0.1}}}))
+    (tmp_path / "tiny.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "bad",
+                "experiments": {
+                    "gap": {
+                        "dataset": "digits",
+                        "models": ["plain20"],
+                        "seeds": [0],
+                        "epochs": 1,
+                        "learning_rate": 0.1,
+                    }
+                },
+            }
+        )
+    )
     result = _snakemake(tmp_path, timeout=120)
     assert result.returncode != 0 and "learning_rate" in result.stderr
     assert not (tmp_path / "results").exists()
@@ -102,15 +122,23 @@ def test_bad_config_fails_before_any_job(tmp_path, repo):
 
 def test_unknown_model_fails_listing_valid_ones(tmp_path, repo):
     _copy_workflow(repo, tmp_path)
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({
-        "name": "bad", "experiments": {"gap": {"dataset": "digits", "models": ["resnet9000"], "seeds": [0],
-                                                 "epochs": 1}}}))
+    (tmp_path / "tiny.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "bad",
+                "experiments": {
+                    "gap": {"dataset": "digits", "models": ["resnet9000"], "seeds": [0], "epochs": 1}
+                },
+            }
+        )
+    )
     result = _snakemake(tmp_path, timeout=120)
     assert result.returncode != 0 and "resnet9000" in result.stderr and "preact_resnet20" in result.stderr
     assert not (tmp_path / "results").exists()
 
 
 def test_snakemake_lint_is_clean(repo):
-    result = subprocess.run(["snakemake", "--lint", "--cores", "1"], cwd=repo, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        ["snakemake", "--lint", "--cores", "1"], cwd=repo, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
