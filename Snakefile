@@ -18,6 +18,7 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/container.smk"
 
 
 # Every run log is a target too: a deleted log is rebuilt, and everything downstream of it with it.

@@ -70,12 +70,20 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     from normbench.figures import plot_curves
+    from normbench.probe_figures import PROBE_FIGURES
     from normbench.runs import load_runs
 
     runs = load_runs(args.runs)
     for exp in dict.fromkeys(r.config["experiment"] for r in runs):
         sub = [r for r in runs if r.config["experiment"] == exp]
-        for path in plot_curves(sub, Path(args.out_dir) / f"{exp}_curves", title=exp):
+        out = Path(args.out_dir) / exp
+        if args.probe:
+            if args.probe not in PROBE_FIGURES:
+                raise ValueError(f"unknown probe {args.probe!r}; valid: {', '.join(PROBE_FIGURES)}")
+            paths = PROBE_FIGURES[args.probe](sub, out / args.probe, exp)
+        else:
+            paths = plot_curves(sub, out / "curves", title=exp)
+        for path in paths:
             print(path)
     return 0
 
@@ -234,9 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_tables)
 
-    p = sub.add_parser("figures", help="draw training curves (PNG and PDF) from run logs")
+    p = sub.add_parser("figures", help="draw training curves or a probe's figure (PNG and PDF) from run logs",
+                       description="Writes <out-dir>/<experiment>/curves.{png,pdf}, or with --probe NAME the "
+                                   "figure of that probe's records, <out-dir>/<experiment>/<NAME>.{png,pdf}.")
     _add_runs_arg(p)
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--probe", help="draw this probe's figure instead of the training curves")
     p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser(

@@ -114,8 +114,10 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
             "<p>Mean ± std over seeds.</p>",
             _table_html(list(shown.columns), shown.values.tolist()),
         ]
-        for png in sorted((results_dir / "figures").glob(f"{exp}_*.png")):
-            parts.append(_img(png))
+        figures = results_dir / "figures" / exp
+        for png in [figures / "curves.png", *sorted(p for p in figures.glob("*.png") if p.stem != "curves")]:
+            if png.exists():
+                parts.append(_img(png))
     parts.append("</body></html>")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

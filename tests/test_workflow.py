@@ -58,16 +58,19 @@ def test_every_stage_writes_its_outputs(pipeline):
     for run in ("plain20/none/seed0", "plain20/none/seed1", "preact_resnet20/none/seed0"):
         folder = res / "runs" / "gap" / run
         lines = (folder / "metrics.jsonl").read_text().splitlines()
-        assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+        records = [json.loads(x) for x in lines]
+        assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
+        assert [r["epoch"] for r in records if r["kind"] == "probe"] == [0, 1, 2]
         assert json.loads((folder / "provenance.json").read_text())["git"].keys() == {"sha", "dirty"}
         assert (folder / "checkpoint.pt").stat().st_size > 0
-    rows = list(csv.DictReader(open(res / "tables" / "gap.csv")))
+    rows = list(csv.DictReader((res / "tables" / "gap.csv").read_text().splitlines()))
     assert {r["model"] for r in rows} == {"plain20", "preact_resnet20"} and all(
         r["runs"] == "2" for r in rows
     )
     assert (res / "tables" / "gap.md").read_text().startswith("## gap")
-    assert (res / "figures" / "gap_curves.png").read_bytes()[:4] == b"\x89PNG"
-    comparison = list(csv.DictReader(open(res / "comparison.csv")))
+    assert (res / "figures" / "gap" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (res / "figures" / "gap" / "grad_norm_ratio.png").read_bytes()[:4] == b"\x89PNG"
+    comparison = list(csv.DictReader((res / "comparison.csv").read_text().splitlines()))
     ran = [r for r in comparison if r["verdict"] != "NOT RUN"]
     assert len(ran) == 4 and {r["verdict"] for r in ran} == {"PROXY"}
     html = (res / "report.html").read_text()
@@ -90,7 +93,8 @@ def test_deleting_one_log_reruns_that_run_and_downstream_only(pipeline):
     work, res, _ = pipeline
     (res / "runs" / "gap" / "plain20" / "none" / "seed1" / "metrics.jsonl").unlink()
     planned = _planned(_snakemake(work, "-n"))
-    assert planned == {"train": 1, "tables": 1, "figures": 1, "compare": 1, "report": 1, "all": 1}
+    assert planned == {"train": 1, "tables": 1, "figures": 1, "probe_figure": 1, "compare": 1, "report": 1,
+                       "all": 1}
     result = _snakemake(work)
     assert result.returncode == 0, result.stderr[-2000:]
     again = _snakemake(work, "-n")

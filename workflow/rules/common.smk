@@ -1,6 +1,8 @@
 # Helpers that map the (validated) config to targets. All model/method/data knowledge lives in normbench.
 import json
+import math
 
+from normbench.probes.record import PROBES
 from normbench.config import ConfigError, RunSpec, results_dir, run_config, run_specs, validate_config
 
 try:
@@ -18,6 +20,7 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_+]+",
     seed=r"\d+",
     data_id=r"[A-Za-z0-9_]+",
+    probe="|".join(PROBES),
 
 
 def data_id(exp: dict) -> str:
@@ -41,5 +44,39 @@ def run_spec_json(wildcards) -> str:
     return json.dumps(run_config(CONFIG, spec), sort_keys=True)
 
 
+def figure_files() -> list[str]:
+    """Training curves of every experiment and a figure per probe it records."""
+    return [
+        f"{RES}/figures/{name}/{fig}.png"
+        for name, exp in CONFIG["experiments"].items()
+        for fig in ["curves", *exp["probes"]["names"]]
+    ]
+
+
 def experiment_data(wildcards) -> str:
     return f"{RES}/data/{data_id(CONFIG['experiments'][wildcards.experiment])}.pt"
+
+
+# Software and resources of the jobs (README: containers, SLURM, workstation with several GPUs).
+# The job rules run in CONTAINER when Snakemake is called with --use-singularity (--sdm apptainer).
+CONTAINER = CONFIG["container"]
+
+
+def train_resources(experiment: str) -> dict:
+    """A training job's resources: the config's top-level `resources`, overridden by the experiment's."""
+    return {**CONFIG["resources"], **CONFIG["experiments"][experiment]["resources"]}
+
+
+def train_gpus(wildcards) -> int:
+    return train_resources(wildcards.experiment)["gpus"]
+
+
+def train_mem_mb(wildcards, attempt) -> int:
+    return train_resources(wildcards.experiment)["mem_mb"] * attempt
+
+
+def train_runtime(wildcards, attempt) -> int:
+    """Runtime limit in minutes: scaled to the experiment's epochs, and longer on each retry."""
+    res = train_resources(wildcards.experiment)
+    epochs = CONFIG["experiments"][wildcards.experiment]["epochs"]
+    return math.ceil((res["setup_minutes"] + epochs * res["minutes_per_epoch"]) * attempt)

@@ -9,5 +9,10 @@ rule compare:
         f"{RES}/logs/compare.log",
     params:
         out_dir=lambda w, output: os.path.dirname(output.csv),
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    container:
+        CONTAINER
     shell:
         "normbench compare {input:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

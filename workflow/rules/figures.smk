@@ -2,11 +2,35 @@ rule figures:
     input:
         lambda w: metrics_files(w.experiment),
     output:
-        png=report(f"{RES}/figures/{{experiment}}_curves.png", category="Figures"),
-        pdf=f"{RES}/figures/{{experiment}}_curves.pdf",
+        png=report(f"{RES}/figures/{{experiment}}/curves.png", category="Figures", subcategory="{experiment}"),
+        pdf=f"{RES}/figures/{{experiment}}/curves.pdf",
     log:
-        f"{RES}/logs/figures/{{experiment}}.log",
+        f"{RES}/logs/figures/{{experiment}}/curves.log",
     params:
-        out_dir=lambda w, output: os.path.dirname(output.png),
+        out_dir=lambda w, output: os.path.dirname(os.path.dirname(output.png)),
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    container:
+        CONTAINER
     shell:
         "normbench figures {input:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule probe_figure:
+    input:
+        lambda w: metrics_files(w.experiment),
+    output:
+        png=report(f"{RES}/figures/{{experiment}}/{{probe}}.png", category="Figures", subcategory="{experiment}"),
+        pdf=f"{RES}/figures/{{experiment}}/{{probe}}.pdf",
+    log:
+        f"{RES}/logs/figures/{{experiment}}/{{probe}}.log",
+    params:
+        out_dir=lambda w, output: os.path.dirname(os.path.dirname(output.png)),
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    container:
+        CONTAINER
+    shell:
+        "normbench figures {input:q} --probe {wildcards.probe} --out-dir {params.out_dir:q} > {log:q} 2>&1"

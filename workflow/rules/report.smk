@@ -2,7 +2,7 @@ rule report:
     input:
         f"{RES}/comparison.csv",
         expand(f"{RES}/tables/{{experiment}}.csv", experiment=EXPERIMENTS),
-        expand(f"{RES}/figures/{{experiment}}_curves.png", experiment=EXPERIMENTS),
+        figure_files(),
     output:
         report(f"{RES}/report.html", category="Report"),
     log:
@@ -10,5 +10,10 @@ rule report:
     params:
         results=lambda w, output: os.path.dirname(output[0]),
         title=CONFIG["name"],
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    container:
+        CONTAINER
     shell:
         "normbench report --results {params.results:q} --title {params.title:q} --out {output:q} > {log:q} 2>&1"

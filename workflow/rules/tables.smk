@@ -9,5 +9,10 @@ rule tables:
         f"{RES}/logs/tables/{{experiment}}.log",
     params:
         out_dir=lambda w, output: os.path.dirname(output.md),
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    container:
+        CONTAINER
     shell:
         "normbench tables {input:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

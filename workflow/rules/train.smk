@@ -14,5 +14,12 @@ rule train:
         spec=run_spec_json,
         out=lambda w, output: os.path.dirname(output.metrics),
     threads: max(1, CONFIG["threads"])
+    resources:
+        gpu=train_gpus,
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+    container:
+        CONTAINER
     shell:
+        "workflow/scripts/gpu-slot.sh {resources.gpu} "
         "normbench train --spec {params.spec:q} --data {input.data:q} --out {params.out:q} 2>&1 | tee {log:q}"

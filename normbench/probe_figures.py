@@ -1,0 +1,204 @@
+"""Figures of the probes recorded in run logs (``{"kind": "probe"}`` records), one builder per probe name.
+
+Each builder takes the runs of one experiment and draws the paper's layout from their logs alone, mean over
+seeds (seaborn's ``errorbar="sd"`` band where a line is drawn):
+
+- ``grad_norm_ratio``: Zaeemzadeh Fig. 3, one panel per variant, ||dE/dx_{l+1}|| / ||dE/dx_l|| per block over
+  epochs, transition blocks dark, the others light;
+- ``backward_moments``: Xie Fig. 3, q^1/q^L (second moment of the backward error at the first conv over the
+  last) over epochs;
+- ``weight_correlation``: Xie Fig. 2, mean signed correlation among filters (Eq. 8) over epochs;
+- ``singular_values``/``sv_histograms``: Jia Fig. 1, histogram of all weight singular values at the last probe;
+- ``weight_condition``/``hidden_condition``: Oyedotun Figs. 11-13, condition number per layer at the last
+  probe, log scale; infinite values drawn as crosses on the top edge;
+- ``activation_dist``/``weight_dist``: Oyedotun Figs. 5-10, median and 5-95% band per layer at the last probe.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from normbench.runs import Run  # noqa: E402
+
+
+def variant(run: Run) -> str:
+    cfg = run.config
+    return cfg["model"] + ("" if cfg["method"] == "none" else f"+{cfg['method']}")
+
+
+def probe_records(runs: list[Run], name: str):
+    """Yield (run, epoch, probe result) for every probe record of ``name``."""
+    for run in runs:
+        for rec in run.records:
+            if rec.get("kind") == "probe" and name in rec.get("probes", {}):
+                yield run, rec["epoch"], rec["probes"][name]
+
+
+def _num(x) -> float:
+    return float("inf") if x == "inf" else float("nan") if x in ("nan", None) else float(x)
+
+
+def last_probe(runs: list[Run], name: str):
+    """(run, result) of the last probe record of ``name`` in every run."""
+    last: dict[int, tuple] = {}
+    for run, _epoch, result in probe_records(runs, name):
+        last[id(run)] = (run, result)
+    return list(last.values())
+
+
+def _finish(fig, out_stem: Path, title: str) -> list[Path]:
+    fig.suptitle(title)
+    fig.tight_layout()
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".pdf")]
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def _empty(ax, text="no probe records"):
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+
+
+def plot_grad_norm_ratio(runs: list[Run], out_stem: Path, title: str) -> list[Path]:
+    rows = [{"variant": variant(r), "seed": r.config["seed"], "epoch": e, "block": b["index"],
+             "transition": "transition" if b["transition"] else "non-transition", "ratio": _num(b["ratio"])}
+            for r, e, res in probe_records(runs, "grad_norm_ratio") for b in res]
+    df = pd.DataFrame(rows)
+    variants = list(dict.fromkeys(df["variant"])) if not df.empty else [""]
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.6), squeeze=False, sharey=True)
+    for ax, var in zip(axes[0], variants):
+        sub = df[df["variant"] == var] if not df.empty else df
+        if sub.empty:
+            _empty(ax)
+        else:
+            mean = sub.groupby(["block", "transition", "epoch"], as_index=False)["ratio"].mean()
+            for (_block, kind), g in mean.groupby(["block", "transition"]):
+                ax.plot(g["epoch"], g["ratio"], color="#1f3d7a" if kind == "transition" else "#9fb6e0",
+                        lw=1.6 if kind == "transition" else 0.8, zorder=3 if kind == "transition" else 2)
+            ax.set_yscale("log")
+            ax.axhline(1.0, color="k", lw=0.6, ls=":")
+        ax.set_title(var)
+        ax.set_xlabel("epoch")
+    axes[0][0].set_ylabel("gradient norm ratio ||dE/dx_{l+1}|| / ||dE/dx_l||")
+    handles = [plt.Line2D([], [], color="#1f3d7a", lw=1.6), plt.Line2D([], [], color="#9fb6e0", lw=0.8)]
+    axes[0][-1].legend(handles, ["transition blocks", "non-transition blocks"], fontsize=7)
+    return _finish(fig, out_stem, f"{title}: gradient norm ratio per block (mean over seeds)")
+
+
+def _epoch_series(runs: list[Run], name: str, value: Callable, ylabel: str, out_stem: Path, title: str,
+                  log: bool = False) -> list[Path]:
+    df = pd.DataFrame([{"variant": variant(r), "seed": r.config["seed"], "epoch": e, "value": value(res)}
+                       for r, e, res in probe_records(runs, name)])
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    if df.empty:
+        _empty(ax)
+    else:
+        sns.lineplot(data=df, x="epoch", y="value", hue="variant", errorbar="sd", marker="o", markersize=3, ax=ax)
+        if log:
+            ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    return _finish(fig, out_stem, title)
+
+
+def plot_backward_moments(runs, out_stem, title):
+    def first_over_last(res):
+        q = [_num(v) for v in res["q"]]
+        return q[0] / q[-1] if q and q[-1] > 0 else float("nan")
+
+    return _epoch_series(runs, "backward_moments", first_over_last, "q¹ / q^L (backward error 2nd moment)",
+                         out_stem, f"{title}: backward error, first over last layer", log=True)
+
+
+def plot_weight_correlation(runs, out_stem, title):
+    return _epoch_series(runs, "weight_correlation", lambda res: _num(res["mean"]),
+                         "mean filter correlation (Xie Eq. 8)", out_stem, f"{title}: weight correlation")
+
+
+def plot_singular_values(runs, out_stem, title, name="singular_values"):
+    rows = [{"variant": variant(r), "singular value": _num(sv)}
+            for r, res in last_probe(runs, name) for layer in res for sv in layer["singular_values"]]
+    df = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    if df.empty:
+        _empty(ax)
+    else:
+        sns.histplot(data=df, x="singular value", hue="variant", stat="probability", common_norm=False,
+                     element="step", bins=50, ax=ax)
+    ax.set_ylabel("fraction of singular values")
+    return _finish(fig, out_stem, f"{title}: weight singular values at the last probe (all seeds)")
+
+
+def _per_layer(runs, name, key, ylabel, out_stem, title, log=True) -> list[Path]:
+    rows = [{"variant": variant(r), "seed": r.config["seed"], "layer": i, "value": _num(layer[key])}
+            for r, res in last_probe(runs, name) for i, layer in enumerate(res)]
+    df = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    if df.empty:
+        _empty(ax)
+    else:
+        finite = df[df["value"].map(math.isfinite)]
+        if not finite.empty:
+            sns.lineplot(data=finite, x="layer", y="value", hue="variant", errorbar="sd", marker="o",
+                         markersize=3, ax=ax)
+        if log:
+            ax.set_yscale("log")
+        inf = df[df["value"] == float("inf")]
+        if not inf.empty:
+            top = finite["value"].max() * 3 if not finite.empty else 10.0
+            ax.scatter(inf["layer"], [top] * len(inf), marker="x", color="crimson", label="infinite", zorder=5)
+            ax.legend(fontsize=7)
+    ax.set_xlabel("layer (forward order)")
+    ax.set_ylabel(ylabel)
+    return _finish(fig, out_stem, title)
+
+
+def plot_distribution(runs, out_stem, title, name):
+    rows = []
+    for r, res in last_probe(runs, name):
+        for layer in res:
+            q = dict(zip(layer["quantiles"]["q"], layer["quantiles"]["values"]))
+            rows.append({"variant": variant(r), "layer": layer["layer_index"], "median": _num(q.get(0.5)),
+                         "q05": _num(q.get(0.05)), "q95": _num(q.get(0.95))})
+    df = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    if df.empty:
+        _empty(ax)
+    else:
+        for var, g in df.groupby("variant", sort=False):
+            g = g.groupby("layer", as_index=False).mean(numeric_only=True)
+            line = ax.plot(g["layer"], g["median"], marker="o", markersize=3, label=var)[0]
+            ax.fill_between(g["layer"], g["q05"], g["q95"], color=line.get_color(), alpha=0.2)
+        ax.legend(fontsize=7)
+    ax.set_xlabel("layer index")
+    ax.set_ylabel("value (median, 5-95% band)")
+    kind = "activations" if name == "activation_dist" else "weights"
+    return _finish(fig, out_stem, f"{title}: distribution of {kind} at the last probe")
+
+
+PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str], list[Path]]] = {
+    "grad_norm_ratio": plot_grad_norm_ratio,
+    "backward_moments": plot_backward_moments,
+    "weight_correlation": plot_weight_correlation,
+    "singular_values": plot_singular_values,
+    "sv_histograms": lambda runs, out, title: plot_singular_values(runs, out, title, "sv_histograms"),
+    "weight_condition": lambda runs, out, title: _per_layer(
+        runs, "weight_condition", "kappa", "weight condition number (HOSVD)", out,
+        f"{title}: weight condition numbers at the last probe"),
+    "hidden_condition": lambda runs, out, title: _per_layer(
+        runs, "hidden_condition", "kappa", "representation condition number", out,
+        f"{title}: hidden-representation condition numbers at the last probe"),
+    "activation_dist": lambda runs, out, title: plot_distribution(runs, out, title, "activation_dist"),
+    "weight_dist": lambda runs, out, title: plot_distribution(runs, out, title, "weight_dist"),
+}
