@@ -26,7 +26,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import median
+from statistics import median, stdev
 from typing import Any
 
 import pandas as pd
@@ -53,18 +53,25 @@ TOLERANCE: dict[str, Tolerance] = {
     "final_test_error": Tolerance(0.5),
     "best_test_error": Tolerance(0.5),
     "final_train_error": Tolerance(0.5),
+    "final_test_top5_error": Tolerance(0.5),
+    "test_accuracy": Tolerance(0.5, higher_is_better=True),
+    "train_accuracy": Tolerance(0.5, higher_is_better=True),
     "gap_mean": Tolerance(1.0),
     "gap_max": Tolerance(2.0),
+    "gap_fluctuation": Tolerance(2.0),
     "final_test_loss": Tolerance(0.05),
+    "diverged_epoch": Tolerance(5.0),
 }
 DEFAULT_TOLERANCE = Tolerance(0.5)
+ABOUT = 0.1  # a number the paper gives as "about" x: our value within 10% of x (and the rule above)
+PARAMS_REL = 0.01  # parameter counts: within 1%, or rounding to the printed figure (as tests/test_models.py)
 
 
 def our_statistic(values: list[float], statistic: str, tol: Tolerance) -> float:
-    """Our runs summarised the way the paper summarised its runs."""
+    """Our runs summarised the way the paper summarised its runs (docs/references.md, statistics)."""
     if not values:
         return float("nan")
-    if statistic in ("mean", "single"):
+    if statistic in ("mean", "single", "unstated"):
         return sum(values) / len(values)
     if statistic == "best":
         return max(values) if tol.higher_is_better else min(values)
@@ -72,6 +79,8 @@ def our_statistic(values: list[float], statistic: str, tol: Tolerance) -> float:
         return max(values)
     if statistic == "median":
         return median(values)
+    if statistic == "std":
+        return stdev(values) if len(values) > 1 else float("nan")
     raise ValueError(f"unknown statistic {statistic!r}")
 
 
@@ -88,67 +97,134 @@ def protocol_differences(ref: Reference, runs: list[Run]) -> list[str]:
     return diffs
 
 
-def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
-    tol = TOLERANCE.get(ref.metric, DEFAULT_TOLERANCE)
-    row: dict[str, Any] = {
-        "id": ref.id,
-        "paper": ref.paper,
-        "table": ref.label,
-        "row": ref.row,
-        "column": ref.column,
-        "model": ref.model,
-        "method": ref.method,
-        "metric": ref.metric,
-        "units": ref.units,
-        "statistic": ref.statistic,
-        "paper_value": ref.value,
-        "paper_runs": ref.runs,
-        "ours": float("nan"),
-        "ours_mean": float("nan"),
-        "ours_std": float("nan"),
-        "n": 0,
-        "diverged": 0,
-        "delta": float("nan"),
-        "tolerance": float("nan"),
-        "rule": tol.rule(),
-        "verdict": "NOT RUN",
-        "protocol_differences": "",
-    }
-    if not runs:
-        return row
-    values = [r.summary.get(ref.metric, float("nan")) for r in runs]
-    m, s, n = stats(values)
-    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    ours = our_statistic(finite, ref.statistic, tol)
-    diverged = sum(r.summary["diverged"] for r in runs)
-    diffs = protocol_differences(ref, runs)
-    row.update(
-        ours=ours, ours_mean=m, ours_std=s, n=n, diverged=diverged, protocol_differences="; ".join(diffs)
-    )
-    if ref.value is None:
-        expected = "all runs diverge"
-        row["rule"] = expected
-        verdict = "REPRODUCED" if diverged == len(runs) else "DEVIATES"
-    else:
-        delta = ours - ref.value
-        tolerance = max(tol.floor, K_SE * s / math.sqrt(n)) if n >= 2 else float("nan")
-        row.update(delta=delta, tolerance=tolerance)
-        if n < 2:
-            verdict = "INCONCLUSIVE"
-        else:
-            verdict = "REPRODUCED" if abs(delta) <= tolerance else "DEVIATES"
-    row["verdict"] = "PROXY" if diffs else verdict
-    return row
+def run_matches(
+    run: Run,
+    table_key: str,
+    model: str | None,
+    method: str = "none",
+    options: dict[str, Any] | None = None,
+    optimizer: str | None = None,
+    dataset: str | None = None,
+) -> bool:
+    """Does ``run`` stand for this subject of a paper table?
+
+    The run's experiment must reproduce ``table_key`` (``<paper>/<table>``), with the same model and method,
+    every method option the subject names (``{svb: {eps: 0.05}}``) set to that value, the optimizer where one is
+    named, and the paper data set (``paper_dataset``: a proxy run on digits stands for the data set its
+    experiment names) where one is named.
+    """
+    cfg = run.config
+    if table_key not in cfg.get("reproduces", []) or cfg["model"] != model or cfg["method"] != method:
+        return False
+    run_options = cfg.get("method_options", {})
+    for part, opts in (options or {}).items():
+        if any(run_options.get(part, {}).get(k) != v for k, v in opts.items()):
+            return False
+    if optimizer is not None and cfg["optimizer"]["name"] != optimizer:
+        return False
+    return dataset is None or cfg.get("paper_dataset", cfg["dataset"]) == dataset
 
 
 def matching_runs(ref: Reference, runs: list[Run]) -> list[Run]:
-    return [
-        r
-        for r in runs
-        if ref.table_key in r.config.get("reproduces", [])
-        and r.config["model"] == ref.model
-        and r.config["method"] == ref.method
-    ]
+    return [r for r in runs if run_matches(r, ref.table_key, ref.model, ref.method, ref.options, ref.optimizer,
+                                           ref.dataset)]
+
+
+def model_metric(ref: Reference) -> float | None:
+    """Quantities of the architecture itself (no runs): parameter count (millions) and depth."""
+    from normbench.models import MODELS, build_model, count_params
+
+    info = MODELS.get(ref.model or "")
+    if info is None:
+        return None
+    if ref.metric == "depth":
+        return float(info.depth)
+    if ref.metric == "params":
+        classes = 100 if ref.dataset == "cifar100" else 1000 if ref.dataset == "imagenet" else 10
+        channels = 1 if ref.dataset == "mnist" else 3
+        return count_params(build_model(info.name, num_classes=classes, in_channels=channels)) / 1e6
+    return None
+
+
+def _row(ref: Reference, tol: Tolerance) -> dict[str, Any]:
+    return {
+        "id": ref.id, "paper": ref.paper, "table": ref.label, "row": ref.row, "column": ref.column,
+        "model": ref.model, "method": ref.method, "metric": ref.metric, "units": ref.units,
+        "statistic": ref.statistic, "paper_value": ref.value, "paper_runs": ref.runs,
+        "ours": float("nan"), "ours_mean": float("nan"), "ours_std": float("nan"), "n": 0, "diverged": 0,
+        "delta": float("nan"), "tolerance": float("nan"), "rule": tol.rule(), "verdict": "NOT RUN",
+        "protocol_differences": "",
+    }
+
+
+def _within(ours: float, ref: Reference, tolerance: float) -> bool:
+    """The qualifier decides the direction: exact and about are two-sided, bounds one-sided."""
+    if ref.qualifier == "upper_bound":
+        return ours <= ref.value + tolerance
+    if ref.qualifier == "lower_bound":
+        return ours >= ref.value - tolerance
+    return abs(ours - ref.value) <= tolerance
+
+
+def compare_model_metric(ref: Reference, row: dict[str, Any]) -> dict[str, Any]:
+    ours = model_metric(ref)
+    if ours is None:
+        row["rule"] = f"{ref.model!r} is not in the model registry"
+        return row
+    tolerance = 0.0
+    if ref.metric == "params":
+        decimals = len(repr(float(ref.value)).split(".")[1].rstrip("0"))
+        tolerance = max(PARAMS_REL * abs(ref.value), 0.5 * 10.0**-decimals)
+    row.update(ours=ours, ours_mean=ours, delta=ours - ref.value, tolerance=tolerance, n=1,
+               rule="rounds to the printed count, or |Δ| ≤ 1%" if ref.metric == "params" else "Δ = 0",
+               verdict="REPRODUCED" if _within(ours, ref, tolerance) else "DEVIATES")
+    return row
+
+
+def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
+    """One reference number against the runs that stand for it (see the module docstring for the verdicts)."""
+    tol = TOLERANCE.get(ref.metric, DEFAULT_TOLERANCE)
+    row = _row(ref, tol)
+    if ref.config_only:
+        row["rule"] = "configuration only (needs the user's ImageNet)"
+        return row
+    if ref.value is None and ref.missing != "diverged":
+        row["rule"] = f"no paper value ({ref.missing}: {ref.note})"
+        return row
+    if ref.statistic == "none":
+        if ref.metric in ("params", "depth"):
+            return compare_model_metric(ref, row)
+        row["rule"] = f"metric {ref.metric!r} is not computed by this version"
+        return row
+    if not runs:
+        return row
+    if ref.value is not None and ref.metric not in runs[0].summary:
+        row["rule"] = f"metric {ref.metric!r} is not computed by this version"
+        return row
+    diverged = sum(r.summary["diverged"] for r in runs)
+    diffs = protocol_differences(ref, runs)
+    row.update(diverged=diverged, protocol_differences="; ".join(diffs))
+    if ref.value is None:  # printed '-' because training diverged
+        row["rule"] = "all runs diverge"
+        verdict = "REPRODUCED" if diverged == len(runs) else "DEVIATES"
+    else:
+        values = [r.summary.get(ref.metric, float("nan")) for r in runs]
+        m, s, n = stats(values)
+        finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+        ours = our_statistic(finite, ref.statistic, tol)
+        tolerance = max(tol.floor, K_SE * s / math.sqrt(n)) if n >= 2 else float("nan")
+        if ref.qualifier == "about":
+            tolerance = max(tolerance, ABOUT * abs(ref.value))
+            row["rule"] = f"{tol.rule()}, or 10% (the paper says 'about')"
+        elif ref.qualifier in ("upper_bound", "lower_bound"):
+            row["rule"] = ("ours ≤ paper" if ref.qualifier == "upper_bound" else "ours ≥ paper") + " + tolerance"
+        row.update(ours=ours, ours_mean=m, ours_std=s, n=n, delta=ours - ref.value, tolerance=tolerance)
+        if n < 2 or not math.isfinite(ours):
+            verdict = "INCONCLUSIVE"
+        else:
+            verdict = "REPRODUCED" if _within(ours, ref, tolerance) else "DEVIATES"
+    row["verdict"] = "PROXY" if diffs else verdict
+    return row
 
 
 def compare(references: list[Reference], runs: list[Run]) -> pd.DataFrame:

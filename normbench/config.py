@@ -164,6 +164,7 @@ def run_config(config: dict, spec: RunSpec) -> dict:
         "seed": spec.seed,
         "seeds": list(exp["seeds"]),
         "dataset": exp["dataset"],
+        "paper_dataset": exp["paper_dataset"] or exp["dataset"],
         "image_size": exp["image_size"],
         "data_root": config["data"]["root"],
         "epochs": exp["epochs"],

@@ -60,6 +60,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     - ``best_test_error``: minimum test error over epochs (%);
     - ``gap_mean``/``gap_max``: generalization gap g_t = test_error_t - train_error_t (percentage points),
       averaged and maximised over the epochs run (Zaeemzadeh et al. 2020, Table 1);
+    - ``gap_fluctuation`` = gap_max - gap_mean; ``test_accuracy``/``train_accuracy`` = 100 - final error;
+    - ``epoch_train_seconds``: mean training time per epoch (steps x seconds per step, no evaluation);
     - ``final_test_loss``, ``epochs`` (epochs completed), ``diverged`` (bool) and ``diverged_epoch``.
     A diverged run's error quantities are NaN: it has no meaningful final error.
     """
@@ -72,14 +74,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
     nan = float("nan")
     if not epochs or div is not None:
-        out.update(
-            final_test_error=nan,
-            final_train_error=nan,
-            best_test_error=nan,
-            gap_mean=nan,
-            gap_max=nan,
-            final_test_loss=nan,
-        )
+        out.update(dict.fromkeys(METRICS, nan))
         return out
     gaps = [r["test_error"] - r["train_error"] for r in epochs]
     last = epochs[-1]
@@ -89,7 +84,11 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         best_test_error=min(r["test_error"] for r in epochs),
         gap_mean=mean(gaps),
         gap_max=max(gaps),
+        gap_fluctuation=max(gaps) - mean(gaps),
         final_test_loss=last["test_loss"],
+        test_accuracy=100.0 - last["test_error"],
+        train_accuracy=100.0 - last["train_error"],
+        epoch_train_seconds=mean(r.get("step_seconds", float("nan")) * r.get("steps", 0) for r in epochs),
     )
     return out
 
@@ -108,7 +107,11 @@ METRICS = (
     "final_train_error",
     "gap_mean",
     "gap_max",
+    "gap_fluctuation",
     "final_test_loss",
+    "test_accuracy",
+    "train_accuracy",
+    "epoch_train_seconds",
 )
 
 

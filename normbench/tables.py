@@ -23,6 +23,7 @@ LABELS = {
     "gap_mean": "gap mean (pp)",
     "gap_max": "gap max (pp)",
     "final_test_loss": "test loss",
+    "epoch_train_seconds": "train s/epoch",
 }
 
 
@@ -47,7 +48,7 @@ def aggregate(runs: list[Run]) -> pd.DataFrame:
         groups[run.key].append(run)
     rows = []
     for (exp, model, method), group in groups.items():
-        row = {
+        row = {  # every metric of normbench.runs.METRICS gets mean/std/n columns in the CSV
             "experiment": exp,
             "model": model,
             "method": method,

@@ -67,7 +67,7 @@ def test_aggregate_mean_std_n(tmp_path):
     assert "2.00 ± 1.00" in (tmp_path / "tables" / "gap.md").read_text()
 
 
-def _ref(value=6.7, runs=3, epochs=1, metric="gap_mean", statistic="mean", model="plain20"):
+def _ref(value=6.7, runs=3, epochs=1, metric="gap_mean", statistic="mean", model="plain20", **kw):
     return Reference(
         paper="zaeemzadeh2020",
         table="table1",
@@ -83,6 +83,8 @@ def _ref(value=6.7, runs=3, epochs=1, metric="gap_mean", statistic="mean", model
         epochs=epochs,
         protocol="test protocol",
         model=model,
+        missing="diverged" if value is None else None,
+        **kw,
     )
 
 
@@ -181,3 +183,50 @@ def test_strict_exit_codes(tmp_path):
 def test_run_equality_key(tmp_path):
     run = _runs(tmp_path, [1.0])[0]
     assert isinstance(run, Run) and run.key == ("gap", "plain20", "none")
+
+
+def test_not_reported_value_is_not_compared(tmp_path):
+    from dataclasses import replace
+
+    ref = replace(_ref(None), missing="illegible", note="garbled")
+    row = compare_one(ref, _runs(tmp_path, [1.0, 1.0]))
+    assert row["verdict"] == "NOT RUN" and "illegible" in row["rule"]
+
+
+@pytest.mark.parametrize("qualifier,ours,verdict", [("upper_bound", [5.0, 5.1, 5.2], "REPRODUCED"),
+                                                    ("upper_bound", [9.0, 9.1, 9.2], "DEVIATES"),
+                                                    ("lower_bound", [9.0, 9.1, 9.2], "REPRODUCED"),
+                                                    ("about", [7.2, 7.25, 7.3], "REPRODUCED")])
+def test_qualifiers(tmp_path, qualifier, ours, verdict):
+    row = compare_one(_ref(6.7, qualifier=qualifier), _runs(tmp_path, ours))
+    assert row["verdict"] == verdict
+
+
+def test_std_statistic_and_accuracy_metric(tmp_path):
+    runs = _runs(tmp_path, [1.0, 2.0, 3.0])
+    assert compare_one(_ref(1.0, statistic="std"), runs)["ours"] == pytest.approx(1.0)
+    acc = compare_one(_ref(90.0, metric="test_accuracy", statistic="best"), runs)
+    assert acc["ours"] == pytest.approx(89.0)  # best of n = highest accuracy (test error 10 + gap 1)
+
+
+def test_model_metrics_need_no_runs():
+    ok = compare_one(_ref(1.71, metric="params", statistic="none", model="preact_resnet164"), [])
+    assert ok["verdict"] == "REPRODUCED" and abs(ok["ours"] - 1.703) < 0.001
+    bad = compare_one(_ref(2.6, metric="params", statistic="none", model="preact_resnet164"), [])
+    assert bad["verdict"] == "DEVIATES"
+    assert compare_one(_ref(164, metric="depth", statistic="none", model="preact_resnet164"), [])["verdict"] == (
+        "REPRODUCED")
+
+
+def test_matching_uses_options_optimizer_and_paper_dataset(tmp_path):
+    from normbench.compare import run_matches
+
+    run = _runs(tmp_path, [1.0])[0]
+    run.config.update(method_options={"svb": {"eps": 0.05}}, optimizer={"name": "adam"}, paper_dataset="cifar10")
+    key = "zaeemzadeh2020/table1"
+    assert run_matches(run, key, "plain20", options={"svb": {"eps": 0.05}}, optimizer="adam", dataset="cifar10")
+    assert not run_matches(run, key, "plain20", options={"svb": {"eps": 0.5}})
+    assert not run_matches(run, key, "plain20", optimizer="sgd")
+    assert not run_matches(run, key, "plain20", dataset="cifar100")
+    assert not run_matches(run, "jia2017/table1", "plain20")
+

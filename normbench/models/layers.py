@@ -1,4 +1,19 @@
-"""Layers shared by several architectures, and the markers constraints look for."""
+"""Layers shared by several architectures, and the markers that constraints, probes and tests look for.
+
+Markers:
+
+- :class:`ProjectedConv2d`: a convolution the Procrustes projection keeps norm-preserving (ProcResNet).
+- :class:`Block`: the base of every residual or plain block. ``skip`` says whether some path from the block's
+  input to its output bypasses the block's weights (``y = s(x) + F(x)``), ``transition`` whether the block
+  changes the shape of its input (stride or channels). The gradient-norm probes of Zaeemzadeh et al. Fig. 3
+  iterate ``model.modules()`` for ``Block`` instances.
+
+Conventions every network of the registry follows (probes, constraints and the depth count rely on them):
+
+- the blocks sit, in forward order, in an ``nn.Sequential`` named ``blocks`` (``model.blocks``);
+- a projection on a skip path is an attribute named ``shortcut`` (not counted in the paper's depth);
+- the classifier is ``model.fc`` (an ``nn.Linear``) after adaptive average pooling, so any input size works.
+"""
 
 from __future__ import annotations
 
@@ -20,3 +35,54 @@ class ProjectedConv2d(nn.Conv2d):
         if self.grid is None:
             self.grid = int(x.shape[-1])
         return super().forward(x)
+
+
+class Block(nn.Module):
+    """Marker base class of residual and plain blocks (see the module docstring)."""
+
+    skip: bool = True
+    transition: bool = False
+
+
+def conv3x3(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """3x3 convolution, padding 1, no bias (a BN always follows or precedes it)."""
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, groups=groups, bias=False)
+
+
+def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 convolution, no bias."""
+    return nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+
+
+class ZeroPadShortcut(nn.Module):
+    """Parameter-free shortcut of He et al. 2016 ("option A"): subsample by ``stride``, zero-pad channels.
+
+    ``s(x) = [x[:, :, ::stride, ::stride], 0]`` with ``c_out - c_in`` zero channels appended. Its Jacobian is
+    a selection matrix: the skip path stays an identity on the channels it carries.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        if c_out < c_in:
+            raise ValueError(f"zero-padding shortcut cannot reduce channels ({c_in} -> {c_out})")
+        self.pad = c_out - c_in
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride != 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.pad:
+            x = nn.functional.pad(x, (0, 0, 0, 0, 0, self.pad))
+        return x
+
+
+def init_he(model: nn.Module) -> None:
+    """He (fan-out) normal init for convolutions, BN gamma = 1 and beta = 0, PyTorch default for FC."""
+    for mod in model.modules():
+        if isinstance(mod, nn.Conv2d):
+            nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
+            if mod.bias is not None:
+                nn.init.zeros_(mod.bias)
+        elif isinstance(mod, nn.BatchNorm2d):
+            nn.init.ones_(mod.weight)
+            nn.init.zeros_(mod.bias)

@@ -1,9 +1,12 @@
 """Paper numbers as data: one YAML file per paper in this folder, validated by
-``normbench/schemas/references.schema.yaml``.
+``normbench/schemas/references.schema.yaml`` (format and vocabularies: ``docs/references.md``).
 
 Each entry is one number of a paper's table, figure or text, with its table id, row, column, our metric
 name, units, the paper's statistic over runs, the number of runs and the protocol it was measured under
 (inherited from the file's ``protocols`` section). :func:`load_references` returns them flat.
+
+Each claim is a qualitative statement of a paper with a named check from a fixed vocabulary and the
+arguments that check needs (models, methods, metric, thresholds). :func:`load_claims` returns them flat.
 """
 
 from __future__ import annotations
@@ -15,6 +18,21 @@ from typing import Any
 
 import jsonschema
 import yaml
+
+CHECKS = (
+    "diverges_within_epochs",
+    "does_not_learn",
+    "learns",
+    "less_than",
+    "order_less_than",
+    "approximately_equal",
+    "best_among",
+    "ratio_concentrated_near_one",
+    "closer_to_one",
+    "monotone_with_depth",
+    "all_finite",
+)
+"""The claim-check vocabulary (semantics: ``docs/references.md``)."""
 
 
 class ReferenceError(ValueError):
@@ -41,6 +59,13 @@ class Reference:
     note: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    optimizer: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    missing: str | None = None
+    qualifier: str = "exact"
+    baseline: dict[str, Any] | None = None
+    quote: str = ""
+    config_only: bool = False
 
     @property
     def id(self) -> str:
@@ -57,6 +82,60 @@ class Reference:
         return d
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A qualitative claim: ``check`` (from :data:`CHECKS`) applied with ``args`` to our runs of ``table``."""
+
+    paper: str
+    id: str
+    table: str
+    label: str
+    section: str
+    statement: str
+    check: str
+    args: dict[str, Any]
+    dataset: str
+    runs: int | None
+    epochs: int | None
+    protocol: str
+    note: str = ""
+    source: str = ""
+    config_only: bool = False
+
+    @property
+    def key(self) -> str:
+        """``<paper>/<claim id>``, unique over all files."""
+        return f"{self.paper}/{self.id}"
+
+    @property
+    def table_key(self) -> str:
+        """``<paper>/<table>``, the form experiments name in ``reproduces``."""
+        return f"{self.paper}/{self.table}"
+
+    def subjects(self) -> list[dict[str, Any]]:
+        """Every (model, method, ...) configuration the check reads, in order, without repeats."""
+        found: list[dict[str, Any]] = []
+
+        def walk(x: Any) -> None:
+            if isinstance(x, dict) and "model" in x:
+                if x not in found:
+                    found.append(x)
+            elif isinstance(x, dict):
+                for v in x.values():
+                    walk(v)
+            elif isinstance(x, list):
+                for v in x:
+                    walk(v)
+
+        walk(self.args)
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["key"] = self.key
+        return d
+
+
 def _schema() -> dict:
     return yaml.safe_load(resources.files("normbench").joinpath("schemas/references.schema.yaml").read_text())
 
@@ -66,30 +145,63 @@ def reference_files() -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml"))
 
 
-def parse_reference_file(path: str | Path) -> list[Reference]:
-    """Validate one paper's file and return its entries with their protocol filled in."""
+def _load_document(path: str | Path) -> dict:
+    """Read and validate one paper's file (schema, file name, table keys); return the raw document."""
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ReferenceError(f"{path}: cannot read ({err})") from err
-    errors = list(jsonschema.Draft7Validator(_schema()).iter_errors(doc))
+    errors = sorted(
+        jsonschema.Draft7Validator(_schema()).iter_errors(doc), key=lambda e: list(e.absolute_path)
+    )
     if errors:
         msgs = [f"{'.'.join(map(str, e.absolute_path)) or '<top>'}: {e.message}" for e in errors[:10]]
         raise ReferenceError(f"{path}: invalid reference file:\n  " + "\n  ".join(msgs))
     if path.stem != doc["paper"]:
         raise ReferenceError(f"{path}: file name must be the paper key {doc['paper']!r}.yaml")
+    return doc
+
+
+def _protocol(path: Path, doc: dict, where: str, table: str) -> dict:
+    proto = doc["protocols"].get(table)
+    if proto is None:
+        raise ReferenceError(f"{path}: {where}: table {table!r} has no entry under protocols")
+    return proto
+
+
+def parse_reference_file(path: str | Path) -> list[Reference]:
+    """Validate one paper's file and return its entries with their protocol filled in."""
+    path = Path(path)
+    doc = _load_document(path)
     out, seen = [], set()
     for i, e in enumerate(doc["entries"]):
-        proto = doc["protocols"].get(e["table"])
-        if proto is None:
-            raise ReferenceError(f"{path}: entries.{i}: table {e['table']!r} has no entry under protocols")
+        proto = _protocol(path, doc, f"entries.{i}", e["table"])
         ref = Reference(
-            paper=doc["paper"], table=e["table"], label=proto["label"], row=e["row"], column=e["column"],
-            metric=e["metric"], units=e["units"], statistic=e["statistic"], value=e["value"],
-            dataset=e.get("dataset", proto["dataset"]), runs=e.get("runs", proto.get("runs")),
-            epochs=proto.get("epochs"), protocol=proto["description"].strip(), model=e.get("model"),
-            method=e.get("method", "none"), note=e.get("note", ""), source=doc["source"],
+            paper=doc["paper"],
+            table=e["table"],
+            label=proto["label"],
+            row=e["row"],
+            column=e["column"],
+            metric=e["metric"],
+            units=e["units"],
+            statistic=e["statistic"],
+            value=e["value"],
+            dataset=e.get("dataset", proto["dataset"]),
+            runs=e.get("runs", proto.get("runs")),
+            epochs=proto.get("epochs"),
+            protocol=proto["description"].strip(),
+            model=e.get("model"),
+            method=e.get("method", "none"),
+            note=e.get("note", ""),
+            source=e.get("source", doc["source"]),
+            optimizer=e.get("optimizer"),
+            options=e.get("options", {}),
+            missing=e.get("missing"),
+            qualifier=e.get("qualifier", "exact"),
+            baseline=e.get("baseline"),
+            quote=e.get("quote", ""),
+            config_only=proto.get("config_only", False),
         )
         if ref.id in seen:
             raise ReferenceError(f"{path}: entries.{i}: duplicate entry {ref.id}")
@@ -98,6 +210,43 @@ def parse_reference_file(path: str | Path) -> list[Reference]:
     return out
 
 
+def parse_claims_file(path: str | Path) -> list[Claim]:
+    """Validate one paper's file and return its claims (possibly none) with their protocol filled in."""
+    path = Path(path)
+    doc = _load_document(path)
+    out, seen = [], set()
+    for i, c in enumerate(doc.get("claims", [])):
+        proto = _protocol(path, doc, f"claims.{i}", c["table"])
+        if c["id"] in seen:
+            raise ReferenceError(f"{path}: claims.{i}: duplicate claim id {c['id']!r}")
+        seen.add(c["id"])
+        out.append(
+            Claim(
+                paper=doc["paper"],
+                id=c["id"],
+                table=c["table"],
+                label=proto["label"],
+                section=c["section"],
+                statement=" ".join(c["statement"].split()),
+                check=c["check"],
+                args=c["args"],
+                dataset=proto["dataset"],
+                runs=proto.get("runs"),
+                epochs=proto.get("epochs"),
+                protocol=proto["description"].strip(),
+                note=" ".join(c.get("note", "").split()),
+                source=doc["source"],
+                config_only=proto.get("config_only", False),
+            )
+        )
+    return out
+
+
 def load_references(paths: list[str | Path] | None = None) -> list[Reference]:
     """Every entry of every paper file (or of ``paths``), in file order."""
     return [ref for p in (paths or reference_files()) for ref in parse_reference_file(p)]
+
+
+def load_claims(paths: list[str | Path] | None = None) -> list[Claim]:
+    """Every claim of every paper file (or of ``paths``), in file order."""
+    return [claim for p in (paths or reference_files()) for claim in parse_claims_file(p)]
