@@ -1,0 +1,59 @@
+"""config/paper.yaml plans every table and figure the references hold, and the DAG plans it."""
+
+import subprocess
+
+from normbench.config import load_config, run_specs
+from normbench.references import load_claims, load_references
+
+# Tables with references that no experiment plans yet, each with the reason (listed in the issue notes too).
+NOT_PLANNED = {
+    "zaeemzadeh2020/fig2": "the 3-layer gradient-norm-ratio grid needs its own study rule "
+    "(normbench.probes.gradients.fig2_grid exists; the rule does not yet)",
+}
+
+
+def test_every_reference_table_is_planned(repo):
+    config = load_config(repo / "config" / "paper.yaml")
+    planned = {key for exp in config["experiments"].values() for key in exp["reproduces"]}
+    refs = load_references()
+    needs_runs = {r.table_key for r in refs if not r.config_only and r.statistic != "none"}
+    needs_runs |= {f"{c.paper}/{c.table}" for c in load_claims()}
+    config_only = {r.table_key for r in refs if r.config_only}
+    missing = needs_runs - planned - config_only - set(NOT_PLANNED)
+    assert not missing, f"reference tables no experiment of config/paper.yaml reproduces: {sorted(missing)}"
+    assert planned <= {r.table_key for r in refs} | {f"{c.paper}/{c.table}" for c in load_claims()}
+
+
+def test_paper_experiments_follow_the_papers(repo):
+    config = load_config(repo / "config" / "paper.yaml")
+    exps = config["experiments"]
+    assert len(exps["zaeemzadeh2020_table1_baselines"]["seeds"]) == 10  # Table 1: 10 runs
+    assert len(exps["jia2017_table1"]["seeds"]) == 5  # Table 1: 5 runs
+    assert exps["jia2017_table1"]["schedule"] == {
+        "name": "log",
+        "final_lr": 0.001,
+        "every": 2,
+        "milestones": [],
+        "gamma": 0.1,
+    }
+    assert (
+        exps["jia2017_table3_cifar10"]["batch_size"] == 64
+        and exps["jia2017_table3_cifar100"]["batch_size"] == 128
+    )
+    assert exps["xie2017_table2_sgd"]["augment"] == {"pad": 0, "flip": True}
+
+
+def test_dry_run_plans_every_run(repo):
+    config = load_config(repo / "config" / "paper.yaml")
+    result = subprocess.run(
+        ["snakemake", "-n", "--cores", "1", "--configfile", "config/paper.yaml"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout + result.stderr
+    stats = text.split("Job stats:")[1]
+    train = next(int(line.split()[1]) for line in stats.splitlines() if line.startswith("train "))
+    assert train == len(run_specs(config))
