@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_EXPERIMENT = {
     "reproduces": ["zaeemzadeh2020/table1"],
     "dataset": "digits",
+    "paper_dataset": "cifar10",
     "image_size": 8,
     "models": ["plain20", "preact_resnet20"],
     "seeds": [0, 1],
