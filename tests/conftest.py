@@ -20,7 +20,6 @@ TINY_EXPERIMENT = {
     "batch_size": 128,
     "optimizer": {"name": "sgd", "lr": 0.05},
     "augment": {"pad": 1, "flip": False},
-    "probes": {"names": ["grad_norm_ratio"], "batch": 16},
 }
 
 

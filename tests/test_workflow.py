@@ -46,7 +46,8 @@ def pipeline(tmp_path_factory, repo):
 
     work = tmp_path_factory.mktemp("wf")
     _copy_workflow(repo, work)
-    config = {"name": "tiny", "threads": 1, "experiments": {"gap": TINY_EXPERIMENT}}
+    experiment = {**TINY_EXPERIMENT, "probes": {"names": ["grad_norm_ratio"], "batch": 16}}
+    config = {"name": "tiny", "threads": 1, "experiments": {"gap": experiment}}
     (work / "tiny.yaml").write_text(yaml.safe_dump(config))
     result = _snakemake(work)
     assert result.returncode == 0, result.stderr[-3000:]
