@@ -92,6 +92,8 @@ def protocol_differences(ref: Reference, runs: list[Run]) -> list[str]:
         diffs.append(f"data set {cfg['dataset']} (paper: {ref.dataset})")
     if ref.epochs is not None and ref.epochs != cfg["epochs"]:
         diffs.append(f"{cfg['epochs']} epochs (paper: {ref.epochs})")
+    if cfg.get("arch", cfg["model"]) != cfg["model"]:
+        diffs.append(f"architecture {cfg['arch']} in place of {cfg['model']}")
     if ref.runs is not None and len(runs) < ref.runs:
         diffs.append(f"{len(runs)} runs (paper: {ref.runs})")
     return diffs

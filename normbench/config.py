@@ -56,14 +56,46 @@ def fill_defaults(instance: Any, schema: dict, root: dict) -> Any:
 def validate_config(config: dict) -> dict:
     """Validate ``config`` against the schema, fill defaults, check model and method names; return a copy."""
     schema = load_schema()
-    validator = jsonschema.Draft7Validator(schema)
+    validator = jsonschema.validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"{_key_path(e.absolute_path)}: {e.message}" for e in errors]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     config = fill_defaults(config, schema, schema)
+    if "proxy" in config:
+        config = apply_proxy(config)
     check_names(config)
     return config
+
+
+def apply_proxy(config: dict) -> dict:
+    """Replace ``config``'s experiments by those of ``proxy.from`` at proxy scale (see the schema's ``proxy``).
+
+    Each derived experiment keeps its name, models, methods, options, optimizer, schedule type and the paper
+    tables it reproduces; it runs on ``proxy.dataset`` (standing for the experiment's own data set, recorded as
+    ``paper_dataset``), for ``proxy.epochs`` epochs, with the first ``proxy.seeds`` seeds, and builds
+    ``proxy.architectures[model]`` in place of each model. Step milestones beyond the shortened run are dropped.
+    """
+    proxy = config["proxy"]
+    base = load_config(proxy["from"])
+    derived = {}
+    for name, exp in base["experiments"].items():
+        exp = copy.deepcopy(exp)
+        exp["paper_dataset"] = exp["paper_dataset"] or exp["dataset"]
+        exp["dataset"] = proxy["dataset"]
+        exp["image_size"] = proxy["image_size"] if proxy["dataset"] == "digits" else None
+        exp["epochs"] = proxy["epochs"]
+        exp["seeds"] = exp["seeds"][: proxy["seeds"]]
+        exp["batch_size"] = proxy["batch_size"]
+        exp["schedule"]["milestones"] = [m for m in exp["schedule"]["milestones"] if m < proxy["epochs"]]
+        exp["probes"]["every"] = 1
+        exp["probes"]["batch"] = min(exp["probes"]["batch"], proxy["probe_batch"])
+        exp["architectures"] = {m: proxy["architectures"].get(m, m) for m in exp["models"]}
+        exp["description"] = f"PROXY of {proxy['from']}: {exp['description']}".strip()
+        derived[name] = exp
+    out = dict(config)
+    out["experiments"] = {**derived, **config.get("experiments", {})}
+    return out
 
 
 def check_names(config: dict) -> None:
@@ -72,7 +104,7 @@ def check_names(config: dict) -> None:
     from normbench.models import UnknownModelError, get_model_info
 
     for exp_name, exp in config["experiments"].items():
-        for model in exp["models"]:
+        for model in [*exp["models"], *exp["architectures"].values()]:
             try:
                 get_model_info(model)
             except UnknownModelError as err:
@@ -159,6 +191,7 @@ def run_config(config: dict, spec: RunSpec) -> dict:
         "experiment": spec.experiment,
         "reproduces": list(exp["reproduces"]),
         "model": spec.model,
+        "arch": exp["architectures"].get(spec.model, spec.model),
         "method": spec.method,
         "method_options": {k: v for k, v in exp["method_options"].items() if k in method_parts},
         "seed": spec.seed,

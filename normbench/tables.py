@@ -51,6 +51,7 @@ def aggregate(runs: list[Run]) -> pd.DataFrame:
         row = {  # every metric of normbench.runs.METRICS gets mean/std/n columns in the CSV
             "experiment": exp,
             "model": model,
+            "arch": group[0].config.get("arch", model),
             "method": method,
             "dataset": group[0].config["dataset"],
             "runs": len(group),
@@ -67,6 +68,8 @@ def aggregate(runs: list[Run]) -> pd.DataFrame:
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Human-readable columns: model, method, runs, diverged, then 'mean ± std' per metric."""
     out = df[["model", "method", "dataset", "epochs", "runs", "diverged"]].copy()
+    if "arch" in df and (df["arch"] != df["model"]).any():  # proxy runs: say what was built
+        out["model"] = [m if a == m else f"{m} (as {a})" for m, a in zip(df["model"], df["arch"])]
     for metric, label in LABELS.items():
         out[label] = [
             fmt_mean_std(m, s, 3 if "loss" in metric else 2)

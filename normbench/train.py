@@ -155,7 +155,8 @@ def train_run(
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
 
-    model = build_model(cfg["model"], num_classes=data.num_classes, in_channels=data.channels)
+    # "arch" is the network built for "model" (a smaller stand-in in a proxy run; the same name otherwise)
+    model = build_model(cfg.get("arch", cfg["model"]), num_classes=data.num_classes, in_channels=data.channels)
     method = build_method(cfg["method"], cfg["method_options"])
     method.attach(model)
     model.to(device)

@@ -57,3 +57,41 @@ def test_dry_run_plans_every_run(repo):
     stats = text.split("Job stats:")[1]
     train = next(int(line.split()[1]) for line in stats.splitlines() if line.startswith("train "))
     assert train == len(run_specs(config))
+
+
+def test_smoke_all_is_the_paper_plan_at_tiny_scale(repo, monkeypatch):
+    monkeypatch.chdir(repo)  # proxy.from is relative to the working directory, as under Snakemake
+    paper = load_config("config/paper.yaml")["experiments"]
+    smoke = load_config("config/smoke.yaml")["experiments"]
+    assert list(smoke) == list(paper)
+    for name, exp in smoke.items():
+        src = paper[name]
+        assert exp["reproduces"] == src["reproduces"] and exp["models"] == src["models"]
+        assert exp["methods"] == src["methods"] and exp["method_options"] == src["method_options"]
+        assert exp["probes"]["names"] == src["probes"]["names"]
+        assert exp["dataset"] == "digits" and exp["paper_dataset"] == src["dataset"]
+        assert exp["epochs"] == 2 and exp["seeds"] == src["seeds"][:2]
+        assert all(m < 2 for m in exp["schedule"]["milestones"])
+
+
+def test_proxy_runs_record_their_stand_in(repo, monkeypatch, tmp_path):
+    from normbench.compare import protocol_differences
+    from normbench.config import RunSpec, run_config
+    from normbench.references import load_references
+    from normbench.runs import Run
+
+    monkeypatch.chdir(repo)
+    config = load_config("config/smoke.yaml")
+    cfg = run_config(config, RunSpec("zaeemzadeh2020_table2_resnet_cifar10", "preact_resnet1001", "none", 0))
+    assert cfg["model"] == "preact_resnet1001" and cfg["arch"] == "preact_resnet20"
+    ref = next(
+        r
+        for r in load_references()
+        if r.table_key == "zaeemzadeh2020/table2"
+        and r.model == "preact_resnet1001"
+        and r.dataset == "cifar10"
+        and r.metric == "final_test_error"
+    )
+    diffs = protocol_differences(ref, [Run(tmp_path, cfg, [])])
+    assert "architecture preact_resnet20 in place of preact_resnet1001" in diffs
+    assert any("data set digits" in d for d in diffs)
