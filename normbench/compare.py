@@ -128,8 +128,11 @@ def run_matches(
 
 
 def matching_runs(ref: Reference, runs: list[Run]) -> list[Run]:
-    return [r for r in runs if run_matches(r, ref.table_key, ref.model, ref.method, ref.options, ref.optimizer,
-                                           ref.dataset)]
+    return [
+        r
+        for r in runs
+        if run_matches(r, ref.table_key, ref.model, ref.method, ref.options, ref.optimizer, ref.dataset)
+    ]
 
 
 def model_metric(ref: Reference) -> float | None:
@@ -150,11 +153,27 @@ def model_metric(ref: Reference) -> float | None:
 
 def _row(ref: Reference, tol: Tolerance) -> dict[str, Any]:
     return {
-        "id": ref.id, "paper": ref.paper, "table": ref.label, "row": ref.row, "column": ref.column,
-        "model": ref.model, "method": ref.method, "metric": ref.metric, "units": ref.units,
-        "statistic": ref.statistic, "paper_value": ref.value, "paper_runs": ref.runs,
-        "ours": float("nan"), "ours_mean": float("nan"), "ours_std": float("nan"), "n": 0, "diverged": 0,
-        "delta": float("nan"), "tolerance": float("nan"), "rule": tol.rule(), "verdict": "NOT RUN",
+        "id": ref.id,
+        "paper": ref.paper,
+        "table": ref.label,
+        "row": ref.row,
+        "column": ref.column,
+        "model": ref.model,
+        "method": ref.method,
+        "metric": ref.metric,
+        "units": ref.units,
+        "statistic": ref.statistic,
+        "paper_value": ref.value,
+        "paper_runs": ref.runs,
+        "ours": float("nan"),
+        "ours_mean": float("nan"),
+        "ours_std": float("nan"),
+        "n": 0,
+        "diverged": 0,
+        "delta": float("nan"),
+        "tolerance": float("nan"),
+        "rule": tol.rule(),
+        "verdict": "NOT RUN",
         "protocol_differences": "",
     }
 
@@ -177,9 +196,15 @@ def compare_model_metric(ref: Reference, row: dict[str, Any]) -> dict[str, Any]:
     if ref.metric == "params":
         decimals = len(repr(float(ref.value)).split(".")[1].rstrip("0"))
         tolerance = max(PARAMS_REL * abs(ref.value), 0.5 * 10.0**-decimals)
-    row.update(ours=ours, ours_mean=ours, delta=ours - ref.value, tolerance=tolerance, n=1,
-               rule="rounds to the printed count, or |Δ| ≤ 1%" if ref.metric == "params" else "Δ = 0",
-               verdict="REPRODUCED" if _within(ours, ref, tolerance) else "DEVIATES")
+    row.update(
+        ours=ours,
+        ours_mean=ours,
+        delta=ours - ref.value,
+        tolerance=tolerance,
+        n=1,
+        rule="rounds to the printed count, or |Δ| ≤ 1%" if ref.metric == "params" else "Δ = 0",
+        verdict="REPRODUCED" if _within(ours, ref, tolerance) else "DEVIATES",
+    )
     return row
 
 
@@ -219,7 +244,9 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
             tolerance = max(tolerance, ABOUT * abs(ref.value))
             row["rule"] = f"{tol.rule()}, or 10% (the paper says 'about')"
         elif ref.qualifier in ("upper_bound", "lower_bound"):
-            row["rule"] = ("ours ≤ paper" if ref.qualifier == "upper_bound" else "ours ≥ paper") + " + tolerance"
+            row["rule"] = (
+                "ours ≤ paper" if ref.qualifier == "upper_bound" else "ours ≥ paper"
+            ) + " + tolerance"
         row.update(ours=ours, ours_mean=m, ours_std=s, n=n, delta=ours - ref.value, tolerance=tolerance)
         if n < 2 or not math.isfinite(ours):
             verdict = "INCONCLUSIVE"

@@ -156,7 +156,9 @@ def train_run(
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
 
     # "arch" is the network built for "model" (a smaller stand-in in a proxy run; the same name otherwise)
-    model = build_model(cfg.get("arch", cfg["model"]), num_classes=data.num_classes, in_channels=data.channels)
+    model = build_model(
+        cfg.get("arch", cfg["model"]), num_classes=data.num_classes, in_channels=data.channels
+    )
     method = build_method(cfg["method"], cfg["method_options"])
     method.attach(model)
     model.to(device)
