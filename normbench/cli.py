@@ -89,21 +89,37 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from normbench.claims import claim_verdict_counts, evaluate_claims, write_claims
+    from normbench.claims import strict_failures as claim_strict_failures
     from normbench.compare import compare, strict_failures, verdict_counts, write_comparison
-    from normbench.references import load_references
+    from normbench.references import load_claims, load_references
     from normbench.runs import load_runs
 
     refs = load_references(args.references or None)
-    df = compare(refs, load_runs(args.runs))
+    claim_list = load_claims(args.references or None)
+    runs = load_runs(args.runs)
+    df = compare(refs, runs)
+    claims = evaluate_claims(claim_list, runs)
     for path in write_comparison(df, args.out_dir):
         print(path)
     print(verdict_counts(df).to_string(index=False))
+    for path in write_claims(claims, args.out_dir):
+        print(path)
+    print("claims:")
+    print(claim_verdict_counts(claims).to_string(index=False))
     if args.strict:
+        status = 0
         bad = strict_failures(df)
         if len(bad):
             print(f"--strict: {len(bad)} reference numbers DEVIATE:", file=sys.stderr)
             print(bad[["id", "paper_value", "ours", "tolerance"]].to_string(index=False), file=sys.stderr)
-            return 1
+            status = 1
+        bad_claims = claim_strict_failures(claims)
+        if len(bad_claims):
+            print(f"--strict: {len(bad_claims)} claims DEVIATE:", file=sys.stderr)
+            print(bad_claims[["id", "measured"]].to_string(index=False), file=sys.stderr)
+            status = 1
+        return status
     return 0
 
 
@@ -132,9 +148,16 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     table = [
-        [r["name"], r["paper"], r["depth"], r["paper_classes"], f"{r['params'] / 1e6:.3f}M",
-         r["paper_params_text"] or "-", "-" if r["delta_pct"] is None else f"{r['delta_pct']:+.2f}%",
-         "" if r["within_tol"] is None else ("ok" if r["within_tol"] else "DEVIATES (see docs/models.md)")]
+        [
+            r["name"],
+            r["paper"],
+            r["depth"],
+            r["paper_classes"],
+            f"{r['params'] / 1e6:.3f}M",
+            r["paper_params_text"] or "-",
+            "-" if r["delta_pct"] is None else f"{r['delta_pct']:+.2f}%",
+            "" if r["within_tol"] is None else ("ok" if r["within_tol"] else "DEVIATES (see docs/models.md)"),
+        ]
         for r in rows
     ]
     print(tabulate(table, headers=["name", "paper", "depth", "classes", "params", "paper", "delta", "check"]))
@@ -218,9 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_tables)
 
-    p = sub.add_parser("figures", help="draw training curves or a probe's figure (PNG and PDF) from run logs",
-                       description="Writes <out-dir>/<experiment>/curves.{png,pdf}, or with --probe NAME the "
-                                   "figure of that probe's records, <out-dir>/<experiment>/<NAME>.{png,pdf}.")
+    p = sub.add_parser(
+        "figures",
+        help="draw training curves or a probe's figure (PNG and PDF) from run logs",
+        description="Writes <out-dir>/<experiment>/curves.{png,pdf}, or with --probe NAME the "
+        "figure of that probe's records, <out-dir>/<experiment>/<NAME>.{png,pdf}.",
+    )
     _add_runs_arg(p)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--probe", help="draw this probe's figure instead of the training curves")
@@ -228,16 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "compare",
-        help="compare run logs with the papers' numbers; write comparison.csv/md/json",
-        description="Compare our runs with every paper reference number and give verdicts. "
-        "--strict exits 1 when a non-PROXY row DEVIATES.",
+        help="compare run logs with the papers' numbers and claims; write comparison.* and claims.*",
+        description="Compare our runs with every paper reference number and evaluate every qualitative "
+        "claim, with verdicts (comparison.csv/md/json, claims.csv/md/json). "
+        "--strict exits 1 when a non-PROXY number or claim DEVIATES.",
     )
     _add_runs_arg(p)
     p.add_argument("--out-dir", required=True)
     p.add_argument(
         "--references", nargs="*", help="reference YAML files (default: all shipped with normbench)"
     )
-    p.add_argument("--strict", action="store_true", help="exit 1 if any non-PROXY row DEVIATES")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any non-PROXY number or claim DEVIATES")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("report", help="write the HTML report of a results folder")

@@ -111,17 +111,21 @@ def run_matches(
     """Does ``run`` stand for this subject of a paper table?
 
     The run's experiment must reproduce ``table_key`` (``<paper>/<table>``), with the same model and method,
-    every method option the subject names (``{svb: {eps: 0.05}}``) set to that value, the optimizer where one is
-    named, and the paper data set (``paper_dataset``: a proxy run on digits stands for the data set its
-    experiment names) where one is named.
+    the same method configuration (options with the method's defaults filled in on both sides, so the
+    "always" modulation runs are not pooled with the default ones), the optimizer where one is named, and the
+    paper data set (``paper_dataset``: a proxy run on digits stands for its experiment's data set) where one
+    is named.
     """
+    from normbench.methods import UnknownMethodError, effective_options
+
     cfg = run.config
     if table_key not in cfg.get("reproduces", []) or cfg["model"] != model or cfg["method"] != method:
         return False
-    run_options = cfg.get("method_options", {})
-    for part, opts in (options or {}).items():
-        if any(run_options.get(part, {}).get(k) != v for k, v in opts.items()):
+    try:
+        if effective_options(method, cfg.get("method_options")) != effective_options(method, options):
             return False
+    except UnknownMethodError:
+        return False
     if optimizer is not None and cfg["optimizer"]["name"] != optimizer:
         return False
     return dataset is None or cfg.get("paper_dataset", cfg["dataset"]) == dataset

@@ -78,6 +78,22 @@ def _digits(root: Path, download: bool, image_size: int | None):
     return xtr, ytr, xte, yte
 
 
+def _corrupt_archives(cls: type, root: Path) -> list[str]:
+    """Downloaded archives of a torchvision data set whose MD5 differs from the one torchvision expects."""
+    from torchvision.datasets.utils import check_integrity
+
+    if hasattr(cls, "filename") and hasattr(cls, "tgz_md5"):  # CIFAR-10/100: one archive in the root
+        archives = [(root / cls.filename, cls.tgz_md5)]
+    else:  # MNIST: one archive per file under <root>/MNIST/raw
+        raw = root / cls.__name__ / "raw"
+        archives = [(raw / Path(url).name, md5) for url, md5 in getattr(cls, "resources", [])]
+    return [
+        f"{path} (expected MD5 {md5})"
+        for path, md5 in archives
+        if path.exists() and not check_integrity(str(path), md5)
+    ]
+
+
 def _torchvision(cls_name: str, expected: str) -> Callable:
     def load(root: Path, download: bool, image_size: int | None):
         import torchvision
@@ -86,9 +102,13 @@ def _torchvision(cls_name: str, expected: str) -> Callable:
         try:
             train = cls(str(root), train=True, download=download)
             test = cls(str(root), train=False, download=download)
-        except (
-            RuntimeError
-        ) as err:  # torchvision: "Dataset not found or corrupted. You can use download=True ..."
+        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted. ..."
+            bad = _corrupt_archives(cls, Path(root))
+            if bad:
+                raise DataError(
+                    f"{cls_name}: data not found or corrupted under data root {root} (expected {expected}): "
+                    f"archive with the wrong checksum: {'; '.join(bad)}; delete it and download again"
+                ) from err
             raise DataError(
                 f"{cls_name}: data not found or corrupted under data root {root} (expected {expected}); "
                 f"set data.download: true to fetch it, or point data.root at a copy ({err})"

@@ -71,9 +71,18 @@ def _empty(ax, text="no probe records"):
 
 
 def plot_grad_norm_ratio(runs: list[Run], out_stem: Path, title: str) -> list[Path]:
-    rows = [{"variant": variant(r), "seed": r.config["seed"], "epoch": e, "block": b["index"],
-             "transition": "transition" if b["transition"] else "non-transition", "ratio": _num(b["ratio"])}
-            for r, e, res in probe_records(runs, "grad_norm_ratio") for b in res]
+    rows = [
+        {
+            "variant": variant(r),
+            "seed": r.config["seed"],
+            "epoch": e,
+            "block": b["index"],
+            "transition": "transition" if b["transition"] else "non-transition",
+            "ratio": _num(b["ratio"]),
+        }
+        for r, e, res in probe_records(runs, "grad_norm_ratio")
+        for b in res
+    ]
     df = pd.DataFrame(rows)
     variants = list(dict.fromkeys(df["variant"])) if not df.empty else [""]
     fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.6), squeeze=False, sharey=True)
@@ -84,8 +93,13 @@ def plot_grad_norm_ratio(runs: list[Run], out_stem: Path, title: str) -> list[Pa
         else:
             mean = sub.groupby(["block", "transition", "epoch"], as_index=False)["ratio"].mean()
             for (_block, kind), g in mean.groupby(["block", "transition"]):
-                ax.plot(g["epoch"], g["ratio"], color="#1f3d7a" if kind == "transition" else "#9fb6e0",
-                        lw=1.6 if kind == "transition" else 0.8, zorder=3 if kind == "transition" else 2)
+                ax.plot(
+                    g["epoch"],
+                    g["ratio"],
+                    color="#1f3d7a" if kind == "transition" else "#9fb6e0",
+                    lw=1.6 if kind == "transition" else 0.8,
+                    zorder=3 if kind == "transition" else 2,
+                )
             ax.set_yscale("log")
             ax.axhline(1.0, color="k", lw=0.6, ls=":")
         ax.set_title(var)
@@ -96,15 +110,22 @@ def plot_grad_norm_ratio(runs: list[Run], out_stem: Path, title: str) -> list[Pa
     return _finish(fig, out_stem, f"{title}: gradient norm ratio per block (mean over seeds)")
 
 
-def _epoch_series(runs: list[Run], name: str, value: Callable, ylabel: str, out_stem: Path, title: str,
-                  log: bool = False) -> list[Path]:
-    df = pd.DataFrame([{"variant": variant(r), "seed": r.config["seed"], "epoch": e, "value": value(res)}
-                       for r, e, res in probe_records(runs, name)])
+def _epoch_series(
+    runs: list[Run], name: str, value: Callable, ylabel: str, out_stem: Path, title: str, log: bool = False
+) -> list[Path]:
+    df = pd.DataFrame(
+        [
+            {"variant": variant(r), "seed": r.config["seed"], "epoch": e, "value": value(res)}
+            for r, e, res in probe_records(runs, name)
+        ]
+    )
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     if df.empty:
         _empty(ax)
     else:
-        sns.lineplot(data=df, x="epoch", y="value", hue="variant", errorbar="sd", marker="o", markersize=3, ax=ax)
+        sns.lineplot(
+            data=df, x="epoch", y="value", hue="variant", errorbar="sd", marker="o", markersize=3, ax=ax
+        )
         if log:
             ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -117,32 +138,60 @@ def plot_backward_moments(runs, out_stem, title):
         q = [_num(v) for v in res["q"]]
         return q[0] / q[-1] if q and q[-1] > 0 else float("nan")
 
-    return _epoch_series(runs, "backward_moments", first_over_last, "q¹ / q^L (backward error 2nd moment)",
-                         out_stem, f"{title}: backward error, first over last layer", log=True)
+    return _epoch_series(
+        runs,
+        "backward_moments",
+        first_over_last,
+        "q¹ / q^L (backward error 2nd moment)",
+        out_stem,
+        f"{title}: backward error, first over last layer",
+        log=True,
+    )
 
 
 def plot_weight_correlation(runs, out_stem, title):
-    return _epoch_series(runs, "weight_correlation", lambda res: _num(res["mean"]),
-                         "mean filter correlation (Xie Eq. 8)", out_stem, f"{title}: weight correlation")
+    return _epoch_series(
+        runs,
+        "weight_correlation",
+        lambda res: _num(res["mean"]),
+        "mean filter correlation (Xie Eq. 8)",
+        out_stem,
+        f"{title}: weight correlation",
+    )
 
 
 def plot_singular_values(runs, out_stem, title, name="singular_values"):
-    rows = [{"variant": variant(r), "singular value": _num(sv)}
-            for r, res in last_probe(runs, name) for layer in res for sv in layer["singular_values"]]
+    rows = [
+        {"variant": variant(r), "singular value": _num(sv)}
+        for r, res in last_probe(runs, name)
+        for layer in res
+        for sv in layer["singular_values"]
+    ]
     df = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     if df.empty:
         _empty(ax)
     else:
-        sns.histplot(data=df, x="singular value", hue="variant", stat="probability", common_norm=False,
-                     element="step", bins=50, ax=ax)
+        sns.histplot(
+            data=df,
+            x="singular value",
+            hue="variant",
+            stat="probability",
+            common_norm=False,
+            element="step",
+            bins=50,
+            ax=ax,
+        )
     ax.set_ylabel("fraction of singular values")
     return _finish(fig, out_stem, f"{title}: weight singular values at the last probe (all seeds)")
 
 
 def _per_layer(runs, name, key, ylabel, out_stem, title, log=True) -> list[Path]:
-    rows = [{"variant": variant(r), "seed": r.config["seed"], "layer": i, "value": _num(layer[key])}
-            for r, res in last_probe(runs, name) for i, layer in enumerate(res)]
+    rows = [
+        {"variant": variant(r), "seed": r.config["seed"], "layer": i, "value": _num(layer[key])}
+        for r, res in last_probe(runs, name)
+        for i, layer in enumerate(res)
+    ]
     df = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     if df.empty:
@@ -150,14 +199,24 @@ def _per_layer(runs, name, key, ylabel, out_stem, title, log=True) -> list[Path]
     else:
         finite = df[df["value"].map(math.isfinite)]
         if not finite.empty:
-            sns.lineplot(data=finite, x="layer", y="value", hue="variant", errorbar="sd", marker="o",
-                         markersize=3, ax=ax)
+            sns.lineplot(
+                data=finite,
+                x="layer",
+                y="value",
+                hue="variant",
+                errorbar="sd",
+                marker="o",
+                markersize=3,
+                ax=ax,
+            )
         if log:
             ax.set_yscale("log")
         inf = df[df["value"] == float("inf")]
         if not inf.empty:
             top = finite["value"].max() * 3 if not finite.empty else 10.0
-            ax.scatter(inf["layer"], [top] * len(inf), marker="x", color="crimson", label="infinite", zorder=5)
+            ax.scatter(
+                inf["layer"], [top] * len(inf), marker="x", color="crimson", label="infinite", zorder=5
+            )
             ax.legend(fontsize=7)
     ax.set_xlabel("layer (forward order)")
     ax.set_ylabel(ylabel)
@@ -169,8 +228,15 @@ def plot_distribution(runs, out_stem, title, name):
     for r, res in last_probe(runs, name):
         for layer in res:
             q = dict(zip(layer["quantiles"]["q"], layer["quantiles"]["values"]))
-            rows.append({"variant": variant(r), "layer": layer["layer_index"], "median": _num(q.get(0.5)),
-                         "q05": _num(q.get(0.05)), "q95": _num(q.get(0.95))})
+            rows.append(
+                {
+                    "variant": variant(r),
+                    "layer": layer["layer_index"],
+                    "median": _num(q.get(0.5)),
+                    "q05": _num(q.get(0.05)),
+                    "q95": _num(q.get(0.95)),
+                }
+            )
     df = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     if df.empty:
@@ -194,11 +260,21 @@ PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str], list[Path]]] = {
     "singular_values": plot_singular_values,
     "sv_histograms": lambda runs, out, title: plot_singular_values(runs, out, title, "sv_histograms"),
     "weight_condition": lambda runs, out, title: _per_layer(
-        runs, "weight_condition", "kappa", "weight condition number (HOSVD)", out,
-        f"{title}: weight condition numbers at the last probe"),
+        runs,
+        "weight_condition",
+        "kappa",
+        "weight condition number (HOSVD)",
+        out,
+        f"{title}: weight condition numbers at the last probe",
+    ),
     "hidden_condition": lambda runs, out, title: _per_layer(
-        runs, "hidden_condition", "kappa", "representation condition number", out,
-        f"{title}: hidden-representation condition numbers at the last probe"),
+        runs,
+        "hidden_condition",
+        "kappa",
+        "representation condition number",
+        out,
+        f"{title}: hidden-representation condition numbers at the last probe",
+    ),
     "activation_dist": lambda runs, out, title: plot_distribution(runs, out, title, "activation_dist"),
     "weight_dist": lambda runs, out, title: plot_distribution(runs, out, title, "weight_dist"),
 }

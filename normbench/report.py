@@ -1,8 +1,9 @@
 """The report: one self-contained HTML page a person opens first.
 
-It is built from files the DAG wrote (comparison CSV, tables CSV, figure PNGs, run provenance), never from
-variables in memory: summary of verdicts per paper, the comparison per paper, then each experiment's table
-and figures. Figures are embedded (base64) so the page can be mailed or attached as it is.
+It is built from files the DAG wrote (comparison CSV, claims CSV, tables CSV, figure PNGs, run provenance),
+never from variables in memory: summary of verdicts per paper (numbers and claims), the comparison and the
+claims per paper, then each experiment's table and figures. Figures are embedded (base64) so the page can
+be mailed or attached as it is.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from normbench.compare import display_rows, verdict_counts
+from normbench.claims import claim_verdict_counts
+from normbench.claims import display_rows as claim_display_rows
+from normbench.compare import VERDICTS, display_rows, verdict_counts
 from normbench.tables import display_frame
 
 CSS = """
@@ -33,7 +36,8 @@ code { background: #f5f5f5; padding: 0 3px; }
 def _table_html(headers: list[str], rows: list[list[str]], verdict_col: int | None = None) -> str:
     out = ["<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in headers) + "</tr>"]
     for row in rows:
-        cls = f' class="{str(row[verdict_col]).replace(" ", "")}"' if verdict_col is not None else ""
+        verdict = str(row[verdict_col]).split(" (")[0] if verdict_col is not None else ""
+        cls = f' class="{verdict.replace(" ", "")}"' if verdict_col is not None else ""
         out.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
     return "\n".join(out + ["</table>"])
 
@@ -59,11 +63,66 @@ def provenance_summary(runs_dir: Path) -> dict:
     }
 
 
+def read_claims(results_dir: Path) -> pd.DataFrame | None:
+    """``claims.csv`` of a results folder (None when the folder has none, e.g. an older comparison)."""
+    path = results_dir / "claims.csv"
+    if not path.exists():
+        return None
+    df = pd.read_csv(path, dtype={"holds_on_proxy": object}, keep_default_na=False)
+    return df
+
+
+def summary_counts(comp: pd.DataFrame, claims: pd.DataFrame | None) -> tuple[list[str], list[list]]:
+    """Verdict counts per paper, one row for its numbers and one for its claims."""
+    counts = {"numbers": verdict_counts(comp).set_index("paper")}
+    if claims is not None:
+        counts["claims"] = claim_verdict_counts(claims).set_index("paper")
+    papers = list(dict.fromkeys([*comp["paper"], *([] if claims is None else claims["paper"])]))
+    rows = []
+    for paper in papers:
+        for what, table in counts.items():
+            if paper in table.index:
+                vals = [int(table.loc[paper, v]) for v in VERDICTS]
+                rows.append([paper, what, *vals, sum(vals)])
+    return ["paper", "what", *VERDICTS, "total"], rows
+
+
+def claims_section(claims: pd.DataFrame, paper: str) -> list[str]:
+    """The "Claims" part of one paper's section: evaluated claims in a table, NOT RUN ones folded away."""
+    sub = claims[claims["paper"] == paper]
+    if sub.empty:
+        return []
+    headers, rows = claim_display_rows(sub)
+    keep = [3, 4, 5, 6, 7]  # statement, check, measured, verdict, protocol differences
+    shown = [headers[i] for i in keep]
+    # a NOT RUN claim some of whose comparisons could be measured is shown with the evaluated ones
+    partly = [
+        any(c["outcome"] != "NOT RUN" for c in json.loads(c_json or "[]")) for c_json in sub["comparisons"]
+    ]
+    ran = [[r[i] for i in keep] for r, p in zip(rows, partly) if r[6] != "NOT RUN" or p]
+    not_run = [[r[i] for i in keep] for r, p in zip(rows, partly) if r[6] == "NOT RUN" and not p]
+    n_ran = sum(r[6] != "NOT RUN" for r in rows)
+    title = f"Claims ({n_ran} of {len(rows)} evaluated"
+    title += f", {sum(partly) - n_ran} not run but partly measured)" if sum(partly) > n_ran else ")"
+    parts = [f"<h3>{html.escape(title)}</h3>"]
+    if ran:
+        parts.append(_table_html(shown, ran, verdict_col=3))
+    if not_run:
+        parts.append(
+            f"<details><summary>{len(not_run)} claims not run by this configuration</summary>"
+            + _table_html(shown, not_run, verdict_col=3)
+            + "</details>"
+        )
+    return parts
+
+
 def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> Path:
     """Write the HTML report for one configuration's results folder."""
     results_dir = Path(results_dir)
     comp = pd.read_csv(results_dir / "comparison.csv")
     comp["paper_value"] = comp["paper_value"].astype(object).where(comp["paper_value"].notna(), None)
+    comp["protocol_differences"] = comp["protocol_differences"].fillna("")
+    claims = read_claims(results_dir)
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>normbench report: {html.escape(title)}"
         f"</title><style>{CSS}</style></head><body>",
@@ -76,22 +135,31 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
             + " · ".join(f"<b>{html.escape(k)}</b>: {html.escape(str(v))}" for k, v in prov.items())
             + "</p>"
         )
-    if (comp["verdict"] == "PROXY").any():
+    if (comp["verdict"] == "PROXY").any() or (claims is not None and (claims["verdict"] == "PROXY").any()):
         parts.append(
             "<div class='banner'><b>PROXY results.</b> Rows marked PROXY were run under a protocol that "
             "differs from the paper's (data set, epochs or number of runs; see the last column). They "
             "show the pipeline and the trends at small scale and are <b>not</b> reproductions.</div>"
         )
-    counts = verdict_counts(comp)
+    headers, rows = summary_counts(comp, claims)
     parts += [
         "<h2>Summary: verdicts per paper</h2>",
-        _table_html(list(counts.columns), counts.values.tolist()),
-        "<p>Tolerance rule: the paper's value must lie within max(floor, 2·s/√n) of ours, where s is the "
+        _table_html(headers, rows),
+        "<p>Numbers: the paper's value must lie within max(floor, 2·s/√n) of ours, where s is the "
         "std over our n runs (see <code>normbench.compare</code>). Like is compared with like: mean with "
         "mean, best of n with best of n.</p>",
     ]
+    if claims is not None:
+        parts += [
+            "<p>Claims: each qualitative claim is a named check on our runs (see <code>normbench.claims</code> "
+            "and <code>docs/references.md</code>). An order a &lt; b holds when the interval d ± 2·SE of the "
+            "difference of the means lies below 0, fails when it lies above 0, and is INCONCLUSIVE otherwise "
+            "or with fewer than 2 runs per subject. A PROXY claim shows in brackets whether it holds on the "
+            "proxy runs.</p>",
+        ]
     headers, rows = display_rows(comp)
-    for paper in dict.fromkeys(comp["paper"]):
+    papers = dict.fromkeys([*comp["paper"], *([] if claims is None else claims["paper"])])
+    for paper in papers:
         idx = [i for i, r in enumerate(rows) if r[0] == paper]
         ran = [rows[i] for i in idx if rows[i][10] != "NOT RUN"]
         not_run = [rows[i] for i in idx if rows[i][10] == "NOT RUN"]
@@ -105,6 +173,8 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
                 + _table_html(headers[1:], [r[1:] for r in not_run], verdict_col=9)
                 + "</details>"
             )
+        if claims is not None:
+            parts += claims_section(claims, paper)
     parts.append("<h2>Experiments</h2>")
     for csv in sorted((results_dir / "tables").glob("*.csv")):
         exp = csv.stem

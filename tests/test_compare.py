@@ -193,10 +193,15 @@ def test_not_reported_value_is_not_compared(tmp_path):
     assert row["verdict"] == "NOT RUN" and "illegible" in row["rule"]
 
 
-@pytest.mark.parametrize("qualifier,ours,verdict", [("upper_bound", [5.0, 5.1, 5.2], "REPRODUCED"),
-                                                    ("upper_bound", [9.0, 9.1, 9.2], "DEVIATES"),
-                                                    ("lower_bound", [9.0, 9.1, 9.2], "REPRODUCED"),
-                                                    ("about", [7.2, 7.25, 7.3], "REPRODUCED")])
+@pytest.mark.parametrize(
+    "qualifier,ours,verdict",
+    [
+        ("upper_bound", [5.0, 5.1, 5.2], "REPRODUCED"),
+        ("upper_bound", [9.0, 9.1, 9.2], "DEVIATES"),
+        ("lower_bound", [9.0, 9.1, 9.2], "REPRODUCED"),
+        ("about", [7.2, 7.25, 7.3], "REPRODUCED"),
+    ],
+)
 def test_qualifiers(tmp_path, qualifier, ours, verdict):
     row = compare_one(_ref(6.7, qualifier=qualifier), _runs(tmp_path, ours))
     assert row["verdict"] == verdict
@@ -214,19 +219,31 @@ def test_model_metrics_need_no_runs():
     assert ok["verdict"] == "REPRODUCED" and abs(ok["ours"] - 1.703) < 0.001
     bad = compare_one(_ref(2.6, metric="params", statistic="none", model="preact_resnet164"), [])
     assert bad["verdict"] == "DEVIATES"
-    assert compare_one(_ref(164, metric="depth", statistic="none", model="preact_resnet164"), [])["verdict"] == (
-        "REPRODUCED")
+    assert compare_one(_ref(164, metric="depth", statistic="none", model="preact_resnet164"), [])[
+        "verdict"
+    ] == ("REPRODUCED")
 
 
 def test_matching_uses_options_optimizer_and_paper_dataset(tmp_path):
     from normbench.compare import run_matches
 
     run = _runs(tmp_path, [1.0])[0]
-    run.config.update(method_options={"svb": {"eps": 0.05}}, optimizer={"name": "adam"}, paper_dataset="cifar10")
+    run.config.update(
+        method="svb",
+        method_options={"svb": {"eps": 0.05}},
+        optimizer={"name": "adam"},
+        paper_dataset="cifar10",
+    )
     key = "zaeemzadeh2020/table1"
-    assert run_matches(run, key, "plain20", options={"svb": {"eps": 0.05}}, optimizer="adam", dataset="cifar10")
-    assert not run_matches(run, key, "plain20", options={"svb": {"eps": 0.5}})
-    assert not run_matches(run, key, "plain20", optimizer="sgd")
-    assert not run_matches(run, key, "plain20", dataset="cifar100")
-    assert not run_matches(run, "jia2017/table1", "plain20")
-
+    svb = {"method": "svb"}
+    assert run_matches(
+        run, key, "plain20", options={"svb": {"eps": 0.05}}, optimizer="adam", dataset="cifar10", **svb
+    )
+    assert not run_matches(run, key, "plain20", options={"svb": {"eps": 0.5}}, **svb)
+    assert not run_matches(run, key, "plain20", options={}, **svb)  # default eps 0.5 is another configuration
+    assert not run_matches(run, key, "plain20", options={"svb": {"eps": 0.05}})  # method none
+    assert not run_matches(run, key, "plain20", optimizer="sgd", options={"svb": {"eps": 0.05}}, **svb)
+    assert not run_matches(run, key, "plain20", dataset="cifar100", options={"svb": {"eps": 0.05}}, **svb)
+    assert not run_matches(run, "jia2017/table1", "plain20", options={"svb": {"eps": 0.05}}, **svb)
+    run.config["method_options"] = {"svb": {"eps": 0.5}}  # the default, set explicitly: same configuration
+    assert run_matches(run, key, "plain20", options={}, **svb)

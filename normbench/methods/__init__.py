@@ -72,6 +72,27 @@ def method_names(name: str) -> list[str]:
     return parts
 
 
+def effective_options(
+    name: str, options: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each part of method ``name`` -> its options with the class's defaults filled in (``none`` has none).
+
+    Two runs use the same method configuration exactly when their effective options are equal: a run that
+    leaves ``n_iters`` at its default and one that sets it to that default are the same configuration.
+    """
+    import inspect
+
+    options = options or {}
+    out = {}
+    for part in method_names(name):
+        if part == "none":
+            continue
+        params = inspect.signature(METHODS[part].__init__).parameters.values()
+        defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        out[part] = {**defaults, **dict(options.get(part, {}))}
+    return out
+
+
 def build_method(name: str, options: dict[str, dict[str, Any]] | None = None) -> Method:
     """Build method ``name``; ``options`` maps each part's name to its keyword options."""
     options = options or {}
@@ -79,4 +100,19 @@ def build_method(name: str, options: dict[str, dict[str, Any]] | None = None) ->
     return parts[0] if len(parts) == 1 else Composite(parts)
 
 
-__all__ = ["METHODS", "Method", "UnknownMethodError", "build_method", "method_names", "register_method"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "UnknownMethodError",
+    "build_method",
+    "effective_options",
+    "method_names",
+    "register_method",
+]
+
+# The methods register themselves on import (kept last: they import register_method from this module).
+from normbench.methods import bbn as _bbn  # noqa: E402, F401
+from normbench.methods import modulation as _modulation  # noqa: E402, F401
+from normbench.methods import orthonormal as _orthonormal  # noqa: E402, F401
+from normbench.methods import procrustes as _procrustes  # noqa: E402, F401
+from normbench.methods import svb as _svb  # noqa: E402, F401

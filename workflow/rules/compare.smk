@@ -5,6 +5,9 @@ rule compare:
         csv=f"{RES}/comparison.csv",
         md=report(f"{RES}/comparison.md", category="Comparison"),
         json=f"{RES}/comparison.json",
+        claims_csv=f"{RES}/claims.csv",
+        claims_md=report(f"{RES}/claims.md", category="Comparison"),
+        claims_json=f"{RES}/claims.json",
     log:
         f"{RES}/logs/compare.log",
     params:

@@ -1,0 +1,1017 @@
+"""The papers' qualitative claims against our runs: one row per claim, with its own verdict.
+
+Each :class:`~normbench.references.Claim` names a check from :data:`~normbench.references.CHECKS` and its
+arguments (``docs/references.md``, "Claims and the check vocabulary"). :func:`evaluate_claims` applies the
+check to the runs of every subject the claim names and returns one row per claim; :func:`write_claims`
+writes ``claims.csv``, ``claims.md`` and ``claims.json``.
+
+**Subjects and runs** (:func:`subject_runs`). A subject's runs are those that
+:func:`normbench.compare.run_matches` accepts for the claim's ``<paper>/<table>`` (the same matching as the
+numbers: ``reproduces``, model, method, its optimizer where named, and its data set, ``dataset`` or else the
+claim protocol's, against the run's ``paper_dataset``: a proxy run on digits stands for the data set its
+experiment names), and whose method options equal the subject's *after filling in each method part's
+defaults on both sides* (the keyword defaults of its class in
+:data:`normbench.methods.METHODS`). A subject is one configuration: one without options means the defaults,
+so ``{method: ortho_init+ortho_reg+modulation}`` is modulation for the default 2000 iterations and does not
+also take the "always" runs (``n_iters: 1000000000``), and ``{method: procrustes}`` does not take the SVD runs
+(``path: svd``). A subject without ``optimizer`` takes any optimizer.
+
+**Verdicts**, in this order:
+
+- ``NOT RUN``: the claim's protocol is configuration-only (ImageNet), or some subject the check needs has no
+  run. Comparisons whose subjects did run are still measured and shown.
+- ``PROXY``: every subject ran, but our protocol differs from the claim's: data set, epochs, or fewer runs
+  than the paper's. ``outcome`` and ``holds_on_proxy`` say whether the claim would hold on these runs;
+  a PROXY row is never a reproduction and never fails ``--strict``.
+- ``REPRODUCED`` / ``DEVIATES`` / ``INCONCLUSIVE``: the check's outcome PASS / FAIL / INCONCLUSIVE.
+
+**Statistics** (the 2-standard-error rule of :mod:`normbench.compare`, applied to differences):
+
+- *a below b* (``order_less_than``, ``less_than`` with ``b``, ``best_among``, ``closer_to_one``,
+  ``monotone_with_depth``): with the per-run values of each subject (n_a, n_b >= 2), d = mean(a) - mean(b)
+  and its interval d ± 2·SE, where SE = s_delta/√n paired per seed when both subjects ran the same seeds,
+  else SE = √(s_a²/n_a + s_b²/n_b). PASS if the whole interval is below 0, FAIL if it is wholly above 0,
+  else INCONCLUSIVE. (This is never stricter than asking that the two intervals mean ± 2·SE do not
+  overlap: non-overlapping intervals always give a difference interval that excludes 0.) With fewer than
+  two runs on either side: INCONCLUSIVE, showing the point comparison.
+- *a below a number* (``less_than`` with ``value``): the interval mean ± 2·s/√n of a's runs; PASS if
+  entirely below the value, FAIL if entirely above, else INCONCLUSIVE (one run: INCONCLUSIVE).
+- *a approximately b* (``approximately_equal``): PASS if d ± 2·SE lies inside [-tolerance, tolerance],
+  FAIL if it lies entirely outside, else INCONCLUSIVE.
+- *Diverged runs* have no final error: comparisons use the finished runs and say how many diverged. On a
+  performance metric (errors, losses, accuracies), a subject all of whose runs diverged (at least 2) is the
+  worse side against a subject with at least 2 finished runs: the comparison is decided on that alone.
+- *Infinite values* (e.g. a condition number reported as ∞): the comparison is decided by the order of the
+  runs, PASS if every run of a is below every run of b (at least 2 runs each), FAIL if every run of a is
+  above every run of b, else INCONCLUSIVE.
+- *Several comparisons in one claim* (chains, pairs, series, subjects): PASS if all pass, FAIL if any fails,
+  else INCONCLUSIVE; each comparison is shown in ``measured`` and listed in ``comparisons``.
+
+**Per-run numbers** (:func:`run_value`): the summary metrics of :func:`normbench.runs.summarize`, plus
+``gap_fluctuation`` (gap_max - gap_mean), ``train_accuracy``/``test_accuracy`` (100 - final error),
+``diverged_epoch``, ``train_time_overhead`` (mean training seconds per epoch, ``steps x step_seconds``, over
+the mean of the same model without a method, in %) and the probe metrics: ``grad_norm_ratio`` (block ratios
+of the selected ``blocks`` x ``epochs``), ``weight_correlation`` (the pooled ``mean`` per probe),
+``error_moment_ratio`` (``ratio_bottom_to_top`` per probe; the epoch-0 probe at initialisation is left out
+when later probes exist, as the paper omits the first iterations), and, at the last probe (the trained
+model), ``weight_singular_values`` (all layers' singular values), ``weight_condition_number`` and
+``hidden_condition_number`` (per-layer ``kappa``) and ``first_layer_activation_range`` (``range`` of the
+lowest ``layer_index``). A series is reduced to one number per run by the claim's ``aggregate``
+(``docs/references.md``, "Aggregates"; default ``final`` for series over time, ``mean`` otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean, median, stdev
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from normbench.compare import VERDICTS, run_matches
+from normbench.references import CHECKS, Claim
+from normbench.runs import Run
+
+K_SE = 2.0
+"""Half-width of the intervals in standard errors."""
+
+PASS, FAIL, INCONCLUSIVE, NOT_RUN = "PASS", "FAIL", "INCONCLUSIVE", "NOT RUN"
+OUTCOME_VERDICT = {PASS: "REPRODUCED", FAIL: "DEVIATES", INCONCLUSIVE: "INCONCLUSIVE"}
+
+SUMMARY_METRICS = (
+    "final_test_error",
+    "best_test_error",
+    "final_train_error",
+    "gap_mean",
+    "gap_max",
+    "final_test_loss",
+)
+LOWER_IS_BETTER = {"final_test_error", "best_test_error", "final_train_error", "final_test_loss"}
+HIGHER_IS_BETTER = {"train_accuracy", "test_accuracy"}
+TIME_SERIES = {"grad_norm_ratio", "weight_correlation", "error_moment_ratio"}
+END_OF_TRAINING = {
+    "weight_singular_values",
+    "weight_condition_number",
+    "hidden_condition_number",
+    "first_layer_activation_range",
+}
+METRICS = (
+    *SUMMARY_METRICS,
+    "gap_fluctuation",
+    "train_accuracy",
+    "test_accuracy",
+    "diverged_epoch",
+    "train_time_overhead",
+    *sorted(TIME_SERIES),
+    *sorted(END_OF_TRAINING),
+)
+"""Every metric a claim may name (the per-run numbers :func:`run_value` computes)."""
+
+AGGREGATES = ("final", "mean", "median", "median_over_layers", "median_abs_log", "spread_log")
+NUM_CLASSES_FALLBACK = {"imagenet": 1000}
+
+COLUMNS = [
+    "id",
+    "paper",
+    "claim",
+    "table",
+    "section",
+    "statement",
+    "check",
+    "subjects",
+    "measured",
+    "outcome",
+    "holds_on_proxy",
+    "verdict",
+    "protocol_differences",
+    "runs",
+    "note",
+    "comparisons",
+]
+
+
+# ---------------------------------------------------------------------------------------------- subjects
+
+
+def subject_dataset(subject: Mapping[str, Any], default: str) -> str:
+    return subject.get("dataset", default)
+
+
+def subject_runs(subject: Mapping[str, Any], runs: Iterable[Run], table_key: str, dataset: str) -> list[Run]:
+    """The runs of one subject (``{model, method, options, optimizer, dataset}``) for ``<paper>/<table>``.
+
+    ``dataset`` is the subject's data set when it names none (the claim protocol's); matching is
+    :func:`normbench.compare.run_matches`, the same as for reference numbers.
+    """
+    method = subject.get("method", "none")
+    return [
+        r
+        for r in runs
+        if run_matches(
+            r,
+            table_key,
+            subject["model"],
+            method,
+            subject.get("options") or {},
+            subject.get("optimizer"),
+            subject_dataset(subject, dataset),
+        )
+    ]
+
+
+def subject_label(subject: Mapping[str, Any]) -> str:
+    """``model method(opt=value) optimizer on dataset``: only what the subject names."""
+    out = subject["model"]
+    method = subject.get("method", "none")
+    if method != "none":
+        out += f" {method}"
+        opts = subject.get("options") or {}
+        parts = method.split("+")
+        items = [
+            (f"{part}.{k}" if len(parts) > 1 else k, v) for part, kv in opts.items() for k, v in kv.items()
+        ]
+        if items:
+            out += (
+                "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in items) + ")"
+            )
+    if subject.get("optimizer"):
+        out += f" {subject['optimizer']}"
+    if subject.get("dataset"):
+        out += f" on {subject['dataset']}"
+    return out
+
+
+def _key(subject: Mapping[str, Any]) -> str:
+    return json.dumps(subject, sort_keys=True)
+
+
+def _as_list(x: Any) -> list:
+    return x if isinstance(x, list) else [x]
+
+
+def _baseline(subject: Mapping[str, Any]) -> dict[str, Any]:
+    """The subject a ``train_time_overhead`` is relative to: the same model without any method."""
+    return {k: v for k, v in subject.items() if k in ("model", "dataset", "optimizer")}
+
+
+# ---------------------------------------------------------------------------------------- per-run numbers
+
+
+def _num(x: Any) -> float:
+    """A JSON number or one of the strings "inf", "-inf", "nan" (``normbench.probes.json_safe``)."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _probe_records(run: Run, name: str) -> list[dict[str, Any]]:
+    return [r for r in run.records if r.get("kind") == "probe" and name in (r.get("probes") or {})]
+
+
+def _in_epochs(epoch: Any, epochs: list[int] | None) -> bool:
+    return epochs is None or (epochs[0] <= epoch <= epochs[1])
+
+
+def _select_blocks(blocks: list[dict[str, Any]], which: str) -> list[dict[str, Any]]:
+    """``all``, ``transition``, ``non_transition`` or ``transition_except_stem``: the transition blocks but
+    the stem's (the block named ``stem`` or reading the image, with at most 3 input channels)."""
+    if which == "all":
+        return blocks
+    if which == "non_transition":
+        return [b for b in blocks if not b.get("transition")]
+    trans = [b for b in blocks if b.get("transition")]
+    if which == "transition":
+        return trans
+    if which == "transition_except_stem":
+        return [
+            b for b in trans if "stem" not in str(b.get("name", "")) and (b.get("in_shape") or [99])[0] > 3
+        ]
+    raise ValueError(f"unknown blocks selection {which!r}")
+
+
+def series_points(
+    run: Run, metric: str, blocks: str = "all", epochs: list[int] | None = None
+) -> list[list[float]]:
+    """The points of a probe metric of one run, one list per probe record used (in epoch order).
+
+    Time series (``grad_norm_ratio``, ``weight_correlation``, ``error_moment_ratio``) give every probe record
+    within ``epochs``; end-of-training metrics give the last probe record only. Empty when not recorded.
+    """
+    if metric == "grad_norm_ratio":
+        recs = [r for r in _probe_records(run, "grad_norm_ratio") if _in_epochs(r["epoch"], epochs)]
+        return [
+            [_num(b.get("ratio")) for b in _select_blocks(r["probes"]["grad_norm_ratio"], blocks)]
+            for r in recs
+        ]
+    if metric == "weight_correlation":
+        recs = [r for r in _probe_records(run, "weight_correlation") if _in_epochs(r["epoch"], epochs)]
+        return [[_num(r["probes"]["weight_correlation"].get("mean"))] for r in recs]
+    if metric == "error_moment_ratio":
+        recs = [r for r in _probe_records(run, "backward_moments") if _in_epochs(r["epoch"], epochs)]
+        if any(r["epoch"] > 0 for r in recs):
+            recs = [r for r in recs if r["epoch"] > 0]
+        return [[_num(r["probes"]["backward_moments"].get("ratio_bottom_to_top"))] for r in recs]
+    probe = {
+        "weight_singular_values": "singular_values",
+        "weight_condition_number": "weight_condition",
+        "hidden_condition_number": "hidden_condition",
+        "first_layer_activation_range": "activation_dist",
+    }.get(metric)
+    if probe is None:
+        raise KeyError(f"{metric!r} is not a probe metric")
+    recs = _probe_records(run, probe)
+    if not recs:
+        return []
+    last = recs[-1]["probes"][probe]
+    if metric == "weight_singular_values":
+        return [[_num(v) for layer in last for v in layer.get("singular_values", [])]]
+    if metric == "first_layer_activation_range":
+        if not last:
+            return []
+        first = min(last, key=lambda layer: layer.get("layer_index") or 0)
+        return [[_num(first.get("range"))]]
+    return [[_num(layer.get("kappa")) for layer in last]]
+
+
+def reduce_points(points: list[list[float]], aggregate: str) -> float:
+    """One number from a run's points (see ``docs/references.md``, "Aggregates"); NaN points are dropped."""
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"unknown aggregate {aggregate!r}; valid: {', '.join(AGGREGATES)}")
+    if aggregate == "final":
+        points = points[-1:]
+    flat = [v for p in points for v in p if not math.isnan(v)]
+    if not flat:
+        return math.nan
+    if aggregate in ("final", "mean"):
+        return mean(flat) if all(math.isfinite(v) for v in flat) else _inf_mean(flat)
+    if aggregate in ("median", "median_over_layers"):
+        return median(flat)
+    logs = [abs(math.log(v)) if v > 0 else math.inf for v in flat]
+    if aggregate == "median_abs_log":
+        return median(logs)
+    signed = [math.log(v) if v > 0 else -math.inf for v in flat]
+    if len(signed) < 2:
+        return math.nan
+    return stdev(signed) if all(math.isfinite(v) for v in signed) else math.inf
+
+
+def _inf_mean(vals: list[float]) -> float:
+    s = sum(vals)
+    return s if not math.isnan(s) else math.nan
+
+
+def _train_seconds(run: Run) -> float:
+    """Mean training seconds per epoch: ``steps x step_seconds`` (no evaluation), else ``seconds``."""
+    per = []
+    for r in run.records:
+        if r.get("kind") != "epoch":
+            continue
+        if "step_seconds" in r and "steps" in r:
+            per.append(r["step_seconds"] * r["steps"])
+        elif "seconds" in r:
+            per.append(r["seconds"])
+    return mean(per) if per else math.nan
+
+
+def run_value(
+    run: Run,
+    metric: str,
+    aggregate: str | None = None,
+    blocks: str = "all",
+    epochs: list[int] | None = None,
+    baseline_seconds: float | None = None,
+) -> float:
+    """One number per run for ``metric`` (NaN when the run diverged before it or did not record it)."""
+    s = run.summary
+    if metric in SUMMARY_METRICS:
+        return _num(s.get(metric))
+    if metric == "gap_fluctuation":
+        return _num(s.get("gap_max")) - _num(s.get("gap_mean"))
+    if metric == "train_accuracy":
+        return 100.0 - _num(s.get("final_train_error"))
+    if metric == "test_accuracy":
+        return 100.0 - _num(s.get("final_test_error"))
+    if metric == "diverged_epoch":
+        return _num(s.get("diverged_epoch"))
+    if metric == "train_time_overhead":
+        if not baseline_seconds or not math.isfinite(baseline_seconds):
+            return math.nan
+        return 100.0 * (_train_seconds(run) / baseline_seconds - 1.0)
+    if metric in TIME_SERIES or metric in END_OF_TRAINING:
+        agg = aggregate or ("final" if metric in TIME_SERIES else "mean")
+        return reduce_points(series_points(run, metric, blocks, epochs), agg)
+    raise KeyError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+
+
+# ------------------------------------------------------------------------------------------- statistics
+
+
+@dataclass
+class Sample:
+    """One subject's per-run numbers for one metric."""
+
+    label: str
+    runs: list[Run]
+    values: list[tuple[Any, float]] = field(default_factory=list)  # (seed, value), value not NaN
+    diverged: int = 0  # runs that diverged and have no value
+    missing: int = 0  # runs that did not record the metric (and did not diverge)
+    worst: float | None = None  # the value a diverged run stands for on a performance metric
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def vals(self) -> list[float]:
+        return [v for _, v in self.values]
+
+    @property
+    def all_diverged(self) -> bool:
+        return self.worst is not None and len(self.runs) >= 2 and self.diverged == len(self.runs)
+
+    def describe(self) -> str:
+        if not self.runs:
+            return f"{self.label}: not run"
+        vals = self.vals
+        if not vals:
+            body = "no value"
+        elif len(vals) == 1:
+            body = _f(vals[0])
+        elif all(math.isfinite(v) for v in vals):
+            body = f"{_f(mean(vals))} ± {_f(stdev(vals), 3)}"
+        else:
+            body = "[" + ", ".join(_f(v) for v in vals) + "]"
+        extra = [f"n={self.n}"]
+        if self.diverged:
+            extra.append(f"{self.diverged} diverged")
+        if self.missing:
+            extra.append(f"{self.missing} not recorded")
+        return f"{self.label} {body} ({', '.join(extra)})"
+
+
+def _f(x: float, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if isinstance(x, float) and math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    return f"{x:.{digits}g}"
+
+
+def make_sample(
+    label: str,
+    runs: list[Run],
+    metric: str,
+    value_fn: Callable[[Run], float],
+) -> Sample:
+    sample = Sample(label, runs)
+    if metric in LOWER_IS_BETTER:
+        sample.worst = math.inf
+    elif metric in HIGHER_IS_BETTER:
+        sample.worst = -math.inf
+    for r in runs:
+        v = value_fn(r)
+        if not math.isnan(v):
+            sample.values.append((r.config.get("seed"), v))
+        elif r.summary.get("diverged"):
+            sample.diverged += 1
+        else:
+            sample.missing += 1
+    return sample
+
+
+@dataclass
+class Comparison:
+    """One elementary comparison of a claim, with its outcome and a human-readable line."""
+
+    what: str
+    outcome: str
+    text: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"what": self.what, "outcome": self.outcome, "text": self.text}
+
+
+def diff_interval(a: Sample, b: Sample) -> tuple[float, float, bool]:
+    """(d, SE, paired): d = mean(a) - mean(b); SE paired per seed when both ran the same seeds (n >= 2)."""
+    sa, sb = dict(a.values), dict(b.values)
+    paired = a.n == b.n >= 2 and len(sa) == a.n and len(sb) == b.n and set(sa) == set(sb)
+    if paired:
+        deltas = [sa[k] - sb[k] for k in sa]
+        return mean(deltas), stdev(deltas) / math.sqrt(len(deltas)), True
+    d = mean(a.vals) - mean(b.vals)
+    se = math.sqrt(stdev(a.vals) ** 2 / a.n + stdev(b.vals) ** 2 / b.n)
+    return d, se, False
+
+
+def _not_run(what: str, *samples: Sample) -> Comparison | None:
+    missing = [s.label for s in samples if not s.runs]
+    if missing:
+        return Comparison(what, NOT_RUN, f"{what}: not run ({', '.join(missing)})")
+    return None
+
+
+def compare_less(a: Sample, b: Sample) -> Comparison:
+    """The claim mean(a) < mean(b), by the rules of the module docstring."""
+    what = f"{a.label} < {b.label}"
+    nr = _not_run(what, a, b)
+    if nr:
+        return nr
+    head = f"{a.describe()} < {b.describe()}"
+    if a.worst is not None and (a.all_diverged or b.all_diverged):
+        if a.all_diverged and b.all_diverged:
+            return Comparison(what, INCONCLUSIVE, f"{head}: both diverged → INCONCLUSIVE")
+        other = b if a.all_diverged else a
+        if other.n >= 2:
+            # the diverged side takes the worst value: +inf for errors, -inf for accuracies
+            a_worse = a.all_diverged
+            holds = (a.worst > 0) != a_worse  # error: a < b holds iff b diverged; accuracy: iff a diverged
+            outcome = PASS if holds else FAIL
+            side = a.label if a_worse else b.label
+            return Comparison(what, outcome, f"{head}: every run of {side} diverged → {outcome}")
+    if a.n < 2 or b.n < 2:
+        if a.n and b.n:
+            point = "holds" if mean(a.vals) < mean(b.vals) else "does not hold"
+            return Comparison(
+                what,
+                INCONCLUSIVE,
+                f"{head}: fewer than 2 runs with a value, point comparison {point} → INCONCLUSIVE",
+            )
+        return Comparison(what, INCONCLUSIVE, f"{head}: fewer than 2 runs with a value → INCONCLUSIVE")
+    if not all(math.isfinite(v) for v in a.vals + b.vals):
+        if max(a.vals) < min(b.vals):
+            outcome = PASS
+        elif min(a.vals) > max(b.vals):
+            outcome = FAIL
+        else:
+            outcome = INCONCLUSIVE
+        return Comparison(what, outcome, f"{head}: infinite values, order of the runs → {outcome}")
+    d, se, paired = diff_interval(a, b)
+    lo, hi = d - K_SE * se, d + K_SE * se
+    outcome = PASS if hi < 0 else FAIL if lo > 0 else INCONCLUSIVE
+    how = "paired" if paired else "unpaired"
+    return Comparison(what, outcome, f"{head}: Δ = {_f(d)} ± {_f(K_SE * se, 3)} (2 SE, {how}) → {outcome}")
+
+
+def compare_value(a: Sample, value: float) -> Comparison:
+    """The claim mean(a) < value: interval mean ± 2 s/√n."""
+    what = f"{a.label} < {value:g}"
+    nr = _not_run(what, a)
+    if nr:
+        return nr
+    head = f"{a.describe()} < {value:g}"
+    if a.all_diverged:
+        outcome = FAIL if a.worst > value else PASS
+        return Comparison(what, outcome, f"{head}: every run diverged → {outcome}")
+    if a.n < 2:
+        point = "" if not a.n else f", point comparison {'holds' if a.vals[0] < value else 'does not hold'}"
+        return Comparison(what, INCONCLUSIVE, f"{head}: fewer than 2 runs with a value{point} → INCONCLUSIVE")
+    if not all(math.isfinite(v) for v in a.vals):
+        outcome = PASS if max(a.vals) < value else FAIL if min(a.vals) > value else INCONCLUSIVE
+        return Comparison(what, outcome, f"{head}: infinite values, every run → {outcome}")
+    m, half = mean(a.vals), K_SE * stdev(a.vals) / math.sqrt(a.n)
+    outcome = PASS if m + half < value else FAIL if m - half > value else INCONCLUSIVE
+    return Comparison(what, outcome, f"{head}: {_f(m)} ± {_f(half, 3)} → {outcome}")
+
+
+def compare_approx(a: Sample, b: Sample, tolerance: float) -> Comparison:
+    """The claim |mean(a) - mean(b)| <= tolerance: d ± 2 SE inside [-tol, tol] passes, outside fails."""
+    what = f"{a.label} ≈ {b.label} (±{tolerance:g})"
+    nr = _not_run(what, a, b)
+    if nr:
+        return nr
+    head = f"{a.describe()} ≈ {b.describe()} within ±{tolerance:g}"
+    if a.worst is not None and (a.all_diverged or b.all_diverged):
+        if a.all_diverged and b.all_diverged:
+            return Comparison(what, INCONCLUSIVE, f"{head}: both diverged → INCONCLUSIVE")
+        if (b if a.all_diverged else a).n >= 2:
+            return Comparison(what, FAIL, f"{head}: only one side diverged → FAIL")
+    if a.n < 2 or b.n < 2:
+        point = ""
+        if a.n and b.n:
+            point = f", point Δ = {_f(mean(a.vals) - mean(b.vals))}"
+        return Comparison(what, INCONCLUSIVE, f"{head}: fewer than 2 runs with a value{point} → INCONCLUSIVE")
+    if not all(math.isfinite(v) for v in a.vals + b.vals):
+        return Comparison(what, INCONCLUSIVE, f"{head}: infinite values → INCONCLUSIVE")
+    d, se, paired = diff_interval(a, b)
+    lo, hi = d - K_SE * se, d + K_SE * se
+    if -tolerance <= lo and hi <= tolerance:
+        outcome = PASS
+    elif lo > tolerance or hi < -tolerance:
+        outcome = FAIL
+    else:
+        outcome = INCONCLUSIVE
+    how = "paired" if paired else "unpaired"
+    return Comparison(what, outcome, f"{head}: Δ = {_f(d)} ± {_f(K_SE * se, 3)} (2 SE, {how}) → {outcome}")
+
+
+def combine(outcomes: Iterable[str]) -> str:
+    """PASS if all pass, FAIL if any fails, else INCONCLUSIVE (NOT RUN parts leave the rest to decide)."""
+    found = [o for o in outcomes if o != NOT_RUN]
+    if not found:
+        return NOT_RUN
+    if FAIL in found:
+        return FAIL
+    return PASS if all(o == PASS for o in found) else INCONCLUSIVE
+
+
+# ------------------------------------------------------------------------------------------- the checks
+
+
+@dataclass
+class Context:
+    """What a check needs: the claim, each subject's runs, and per-subject samples of a metric."""
+
+    claim: Claim
+    runs_of: dict[str, list[Run]]
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self.claim.args
+
+    def runs(self, subject: Mapping[str, Any]) -> list[Run]:
+        return self.runs_of[_key(subject)]
+
+    def sample(self, subject: Mapping[str, Any], metric: str | None = None) -> Sample:
+        args = self.args
+        metric = metric or args["metric"]
+        baseline_seconds = None
+        if metric == "train_time_overhead":
+            base = [_train_seconds(r) for r in self.runs(_baseline(subject))]
+            base = [t for t in base if math.isfinite(t)]
+            baseline_seconds = mean(base) if base else None
+
+        def value(run: Run) -> float:
+            return run_value(
+                run,
+                metric,
+                args.get("aggregate"),
+                args.get("blocks", "all"),
+                args.get("epochs") if metric in TIME_SERIES else None,
+                baseline_seconds,
+            )
+
+        return make_sample(subject_label(subject), self.runs(subject), metric, value)
+
+
+def _check_diverges_within_epochs(ctx: Context) -> list[Comparison]:
+    args = ctx.args
+    limit = args["epochs"] + args.get("tolerance_epochs", 0)
+    min_fraction = args.get("min_fraction", 1.0)
+    out = []
+    for subject in _as_list(args["subjects"]):
+        label, runs = subject_label(subject), ctx.runs(subject)
+        what = f"{label} diverges within {limit} epochs"
+        if not runs:
+            out.append(Comparison(what, NOT_RUN, f"{label}: not run"))
+            continue
+        in_time, late, survived = [], [], 0
+        for r in runs:
+            s = r.summary
+            if s.get("diverged") and s.get("diverged_epoch") is not None and s["diverged_epoch"] <= limit:
+                in_time.append(s["diverged_epoch"])
+            elif s.get("diverged"):
+                late.append(s.get("diverged_epoch"))
+                survived += 1
+            elif s.get("epochs", 0) >= limit:
+                survived += 1
+        n = len(runs)
+        if len(in_time) >= min_fraction * n:
+            outcome = PASS
+        elif survived > (1 - min_fraction) * n:
+            outcome = FAIL
+        else:
+            outcome = INCONCLUSIVE
+        text = f"{label}: {len(in_time)}/{n} runs diverged within {limit} epochs"
+        if in_time:
+            text += f" (at epochs {', '.join(str(e) for e in sorted(in_time))})"
+        if late:
+            text += f", {len(late)} later (epochs {', '.join(str(e) for e in sorted(late))})"
+        if survived - len(late):
+            text += f", {survived - len(late)} finished {limit} epochs without diverging"
+        short = n - len(in_time) - survived
+        if short:
+            text += f", {short} stopped before epoch {limit} without diverging"
+        out.append(Comparison(what, outcome, f"{text} → {outcome}"))
+    return out
+
+
+def _num_classes(dataset: str) -> int | None:
+    try:
+        from normbench.data import DATASETS
+
+        if dataset in DATASETS:
+            return DATASETS[dataset].num_classes
+    except ImportError:  # pragma: no cover
+        pass
+    return NUM_CLASSES_FALLBACK.get(dataset)
+
+
+def _threshold_check(ctx: Context, learns: bool) -> list[Comparison]:
+    """``learns`` / ``does_not_learn``: every run must be on the claimed side of the threshold."""
+    args = ctx.args
+    metric = args["metric"]
+    out = []
+    for subject in _as_list(args["subjects"]):
+        label, runs = subject_label(subject), ctx.runs(subject)
+        what = f"{label} {'learns' if learns else 'does not learn'}"
+        if not runs:
+            out.append(Comparison(what, NOT_RUN, f"{label}: not run"))
+            continue
+        good, bad, unknown, shown = 0, 0, 0, []
+        thresholds = set()
+        for r in runs:
+            if learns:
+                threshold = args["at_least"]
+            elif "at_most" in args:
+                threshold = args["at_most"]
+            else:
+                classes = _num_classes(r.config.get("dataset", ""))
+                threshold = args["at_most_times_chance"] * 100.0 / classes if classes else math.nan
+            thresholds.add(threshold)
+            v = run_value(r, metric)
+            if r.summary.get("diverged"):
+                shown.append(f"diverged at epoch {r.summary.get('diverged_epoch')}")
+                good, bad = (good, bad + 1) if learns else (good + 1, bad)
+                continue
+            shown.append(_f(v))
+            if math.isnan(v) or math.isnan(threshold):
+                unknown += 1
+            elif (v >= threshold) if learns else (v <= threshold):
+                good += 1
+            else:
+                bad += 1
+        outcome = FAIL if bad else PASS if not unknown else INCONCLUSIVE
+        verb = "learn" if learns else "do not learn"
+        rel = "≥" if learns else "≤"
+        thr = ", ".join(f"{t:g}" for t in sorted(thresholds))
+        text = f"{label}: {good}/{len(runs)} runs {verb} ({metric} {rel} {thr}: {', '.join(shown)})"
+        if unknown:
+            text += f", {unknown} without a value"
+        out.append(Comparison(what, outcome, f"{text} → {outcome}"))
+    return out
+
+
+def _check_does_not_learn(ctx: Context) -> list[Comparison]:
+    return _threshold_check(ctx, learns=False)
+
+
+def _check_learns(ctx: Context) -> list[Comparison]:
+    return _threshold_check(ctx, learns=True)
+
+
+def _check_less_than(ctx: Context) -> list[Comparison]:
+    args = ctx.args
+    out = []
+    for a in _as_list(args["a"]):
+        if "b" in args:
+            out.append(compare_less(ctx.sample(a), ctx.sample(args["b"])))
+        else:
+            out.append(compare_value(ctx.sample(a), float(args["value"])))
+    return out
+
+
+def _check_order_less_than(ctx: Context) -> list[Comparison]:
+    out = []
+    for chain in ctx.args["chains"]:
+        samples = [ctx.sample(s) for s in chain]
+        out += [compare_less(x, y) for x, y in zip(samples, samples[1:])]
+    return out
+
+
+def _check_approximately_equal(ctx: Context) -> list[Comparison]:
+    tol = float(ctx.args["tolerance"])
+    return [compare_approx(ctx.sample(a), ctx.sample(b), tol) for a, b in ctx.args["pairs"]]
+
+
+def _check_best_among(ctx: Context) -> list[Comparison]:
+    args = ctx.args
+    best = ctx.sample(args["best"])
+    others = [ctx.sample(s) for s in args["others"]]
+    if args.get("direction", "max") == "max":
+        return [compare_less(o, best) for o in others]
+    return [compare_less(best, o) for o in others]
+
+
+def _check_ratio_concentrated_near_one(ctx: Context) -> list[Comparison]:
+    args = ctx.args
+    lo, hi = args["band"]
+    fraction = args["fraction"]
+    out = []
+    for subject in _as_list(args["subjects"]):
+        label, runs = subject_label(subject), ctx.runs(subject)
+        what = f"{label} within [{lo:g}, {hi:g}]"
+        if not runs:
+            out.append(Comparison(what, NOT_RUN, f"{label}: not run"))
+            continue
+        points = [
+            v
+            for r in runs
+            for p in series_points(r, args["metric"], args.get("blocks", "all"), args.get("epochs"))
+            for v in p
+            if not math.isnan(v)
+        ]
+        if not points:
+            out.append(
+                Comparison(what, INCONCLUSIVE, f"{label}: {args['metric']} not recorded → INCONCLUSIVE")
+            )
+            continue
+        inside = sum(lo <= v <= hi for v in points) / len(points)
+        outcome = PASS if inside >= fraction else FAIL
+        text = (
+            f"{label}: {100 * inside:.1f}% of {len(points)} points ({len(runs)} runs) in [{lo:g}, {hi:g}] "
+            f"(claimed ≥ {100 * fraction:g}%) → {outcome}"
+        )
+        out.append(Comparison(what, outcome, text))
+    return out
+
+
+def _check_closer_to_one(ctx: Context) -> list[Comparison]:
+    args = {"aggregate": "median_abs_log", **ctx.args}
+    ctx = Context(_with_args(ctx.claim, args), ctx.runs_of)
+    return [compare_less(ctx.sample(a), ctx.sample(b)) for a, b in args["pairs"]]
+
+
+def _check_monotone_with_depth(ctx: Context) -> list[Comparison]:
+    increasing = ctx.args.get("direction", "increasing") == "increasing"
+    out = []
+    for series in ctx.args["series"]:
+        samples = [ctx.sample(s) for s in series]
+        for x, y in zip(samples, samples[1:]):
+            out.append(compare_less(x, y) if increasing else compare_less(y, x))
+    return out
+
+
+def _check_all_finite(ctx: Context) -> list[Comparison]:
+    args = ctx.args
+    out = []
+    for subject in _as_list(args["subjects"]):
+        label, runs = subject_label(subject), ctx.runs(subject)
+        what = f"{label} {args['metric']} finite"
+        if not runs:
+            out.append(Comparison(what, NOT_RUN, f"{label}: not run"))
+            continue
+        total = bad = unrecorded = 0
+        for r in runs:
+            pts = series_points(r, args["metric"])
+            if not pts:
+                unrecorded += 1
+            for v in (v for p in pts for v in p):
+                total += 1
+                bad += not math.isfinite(v)
+        outcome = FAIL if bad else INCONCLUSIVE if unrecorded else PASS
+        text = f"{label}: {bad}/{total} layer values not finite over {len(runs)} runs"
+        if unrecorded:
+            text += f", {unrecorded} runs without {args['metric']}"
+        out.append(Comparison(what, outcome, f"{text} → {outcome}"))
+    return out
+
+
+def _with_args(claim: Claim, args: dict[str, Any]) -> Claim:
+    from dataclasses import replace
+
+    return replace(claim, args=args)
+
+
+CHECK_FUNCTIONS: dict[str, Callable[[Context], list[Comparison]]] = {
+    "diverges_within_epochs": _check_diverges_within_epochs,
+    "does_not_learn": _check_does_not_learn,
+    "learns": _check_learns,
+    "less_than": _check_less_than,
+    "order_less_than": _check_order_less_than,
+    "approximately_equal": _check_approximately_equal,
+    "best_among": _check_best_among,
+    "ratio_concentrated_near_one": _check_ratio_concentrated_near_one,
+    "closer_to_one": _check_closer_to_one,
+    "monotone_with_depth": _check_monotone_with_depth,
+    "all_finite": _check_all_finite,
+}
+assert set(CHECK_FUNCTIONS) == set(CHECKS), "every check of the vocabulary has an implementation"
+
+
+# ----------------------------------------------------------------------------------------------- claims
+
+
+def claim_subjects(claim: Claim) -> list[dict[str, Any]]:
+    """Every subject the check reads, including the baselines of ``train_time_overhead``."""
+    subjects = claim.subjects()
+    if claim.args.get("metric") == "train_time_overhead":
+        for s in list(subjects):
+            base = _baseline(s)
+            if base not in subjects:
+                subjects.append(base)
+    return subjects
+
+
+def protocol_differences(claim: Claim, runs_of: Mapping[str, list[Run]], subjects: list[dict]) -> list[str]:
+    """How our runs' protocol differs from the claim's: data set, epochs, fewer runs than the paper's."""
+    diffs: list[str] = []
+
+    def add(text: str) -> None:
+        if text not in diffs:
+            diffs.append(text)
+
+    for s in subjects:
+        runs = runs_of[_key(s)]
+        if not runs:
+            continue
+        want = subject_dataset(s, claim.dataset)
+        for ds in dict.fromkeys(r.config.get("dataset") for r in runs):
+            if ds != want:
+                add(f"data set {ds} (paper: {want})")
+        if claim.epochs is not None:
+            for ep in dict.fromkeys(r.config.get("epochs") for r in runs):
+                if ep != claim.epochs:
+                    add(f"{ep} epochs (paper: {claim.epochs})")
+        if claim.runs is not None and len(runs) < claim.runs:
+            add(f"{len(runs)} runs (paper: {claim.runs})")
+    return diffs
+
+
+def evaluate_claim(claim: Claim, runs: list[Run]) -> dict[str, Any]:
+    """One row of :func:`evaluate_claims` (see the module docstring for the rules)."""
+    if claim.check not in CHECK_FUNCTIONS:
+        raise ValueError(f"{claim.key}: unknown check {claim.check!r}; valid: {', '.join(CHECKS)}")
+    subjects = claim_subjects(claim)
+    runs_of = {_key(s): subject_runs(s, runs, claim.table_key, claim.dataset) for s in subjects}
+    row: dict[str, Any] = {
+        "id": claim.key,
+        "paper": claim.paper,
+        "claim": claim.id,
+        "table": claim.label,
+        "section": claim.section,
+        "statement": claim.statement,
+        "check": claim.check,
+        "subjects": "; ".join(subject_label(s) for s in subjects),
+        "measured": "",
+        "outcome": "",
+        "holds_on_proxy": None,
+        "verdict": "NOT RUN",
+        "protocol_differences": "",
+        "runs": len({id(r) for v in runs_of.values() for r in v}),
+        "note": claim.note,
+        "comparisons": "[]",
+    }
+    if claim.config_only:
+        row["measured"] = f"{claim.label}: {claim.dataset}, configuration only (not run here)"
+        return row
+    metric = claim.args.get("metric")
+    if metric is not None and metric not in METRICS:
+        row["measured"] = f"metric {metric!r} is not computed by normbench.claims"
+        row["outcome"] = INCONCLUSIVE
+        row["verdict"] = "INCONCLUSIVE"
+        return row
+    comparisons = CHECK_FUNCTIONS[claim.check](Context(claim, runs_of))
+    missing = [subject_label(s) for s in subjects if not runs_of[_key(s)]]
+    measured = [c.text for c in comparisons if c.outcome != NOT_RUN]
+    if missing:
+        measured.append("not run: " + ", ".join(missing))
+    row["measured"] = "; ".join(measured)
+    row["comparisons"] = json.dumps([c.to_dict() for c in comparisons])
+    if missing:
+        return row
+    outcome = combine(c.outcome for c in comparisons)
+    diffs = protocol_differences(claim, runs_of, subjects)
+    row["outcome"] = outcome
+    row["protocol_differences"] = "; ".join(diffs)
+    if diffs:
+        row["verdict"] = "PROXY"
+        row["holds_on_proxy"] = {PASS: True, FAIL: False}.get(outcome)
+    else:
+        row["verdict"] = OUTCOME_VERDICT[outcome]
+    return row
+
+
+def evaluate_claims(claims: list[Claim], runs: list[Run]) -> pd.DataFrame:
+    """One row per claim, in claim order: what we measured, the check's outcome and the verdict.
+
+    Columns: ``id`` (``<paper>/<claim id>``), ``paper``, ``claim``, ``table`` (the table or figure label),
+    ``section``, ``statement``, ``check``, ``subjects`` (labels, ``; ``-separated), ``measured`` (one line per
+    comparison), ``outcome`` (PASS / FAIL / INCONCLUSIVE on our runs, empty when NOT RUN),
+    ``holds_on_proxy`` (True / False / None, PROXY rows only), ``verdict`` (NOT RUN / PROXY / REPRODUCED /
+    DEVIATES / INCONCLUSIVE), ``protocol_differences``, ``runs`` (runs matched over all subjects), ``note``
+    (the claim's judgement calls) and ``comparisons`` (JSON list of ``{what, outcome, text}``).
+    The rules (run matching, 2-SE intervals, diverged runs) are in the module docstring.
+    """
+    return pd.DataFrame([evaluate_claim(c, runs) for c in claims], columns=COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def claim_verdict_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Claim verdict counts per paper (rows) and verdict (columns)."""
+    if df.empty:
+        return pd.DataFrame(columns=["paper", *VERDICTS])
+    counts = pd.crosstab(df["paper"], df["verdict"]).reindex(columns=list(VERDICTS), fill_value=0)
+    return counts.reset_index()
+
+
+def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the human-readable claims table."""
+    headers = ["paper", "table", "claim", "statement", "check", "measured", "verdict", "protocol differences"]
+    rows = [
+        [
+            r["paper"],
+            r["table"],
+            r["claim"],
+            r["statement"],
+            r["check"],
+            r["measured"],
+            _verdict_text(r),
+            r["protocol_differences"] if isinstance(r["protocol_differences"], str) else "",
+        ]
+        for r in df.to_dict("records")
+    ]
+    return headers, rows
+
+
+def _verdict_text(row: Mapping[str, Any]) -> str:
+    """The verdict, with what the check gives on the proxy runs for a PROXY row."""
+    if row["verdict"] != "PROXY":
+        return row["verdict"]
+    holds = row.get("holds_on_proxy")
+    if isinstance(holds, str):
+        holds = {"True": True, "False": False}.get(holds)
+    if holds is None or (isinstance(holds, float) and math.isnan(holds)):
+        return "PROXY (inconclusive on proxy)"
+    return f"PROXY ({'holds' if holds else 'fails'} on proxy)"
+
+
+def write_claims(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """``claims.csv`` (machine), ``claims.md`` (human) and ``claims.json`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = df.reindex(columns=COLUMNS)
+    df.to_csv(out_dir / "claims.csv", index=False)
+    records = json.loads(df.to_json(orient="records"))
+    for r in records:
+        r["comparisons"] = json.loads(r["comparisons"] or "[]")
+    (out_dir / "claims.json").write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n")
+    counts = claim_verdict_counts(df)
+    headers, rows = display_rows(df)
+    md = [
+        "# Qualitative claims of the papers",
+        "",
+        "Verdicts: REPRODUCED (the claim holds on our runs), DEVIATES (it fails), INCONCLUSIVE (too few",
+        "runs, or the 2-standard-error interval covers both outcomes), PROXY (our protocol differs from the",
+        "claim's: never a reproduction; whether the claim holds on the proxy runs is in brackets), NOT RUN",
+        "(some subject has no run). Rules per check: `normbench.claims` and `docs/references.md`.",
+        "",
+        tabulate(counts.values.tolist(), headers=list(counts.columns), tablefmt="github"),
+        "",
+        tabulate(rows, headers=headers, tablefmt="github"),
+        "",
+    ]
+    (out_dir / "claims.md").write_text("\n".join(md), encoding="utf-8")
+    return [out_dir / f"claims.{ext}" for ext in ("csv", "md", "json")]
+
+
+def strict_failures(df: pd.DataFrame) -> pd.DataFrame:
+    """Claims that fail ``--strict``: a non-PROXY claim that DEVIATES."""
+    return df[df["verdict"] == "DEVIATES"]

@@ -1,0 +1,140 @@
+"""Singular Value Bounding (Jia, Tao, Gao, Xu, CVPR 2017, Sec. 3, Algorithm 1).
+
+The maths
+---------
+Every weight matrix ``W`` of the network is kept near the Stiefel manifold (problem (1): ``W^T W = I`` or
+``W W^T = I``) by projected SGD: every ``T_svb`` iterations,
+
+    W = U S V^T,     s_i <- min(max(s_i, 1 / (1 + eps)), 1 + eps),     W <- U S V^T     (Algorithm 1, lines 6-10)
+
+A convolution kernel ``N_out x N_in x N_h x N_w`` is bounded as the matrix ``N_out x (N_in N_h N_w)`` (footnote 2);
+a fully connected layer as its ``N_out x N_in`` weight. The paper applies SVB "after every epoch" (Sec. 6) with
+``eps = 0.5``, and initialises ``W^T W = I`` or ``W W^T = I`` (Algorithm 1, line 1: orthogonal init).
+
+The clip is the Frobenius-nearest matrix with singular values in the band (the singular vectors are kept), so
+applying it twice changes nothing. We compute it in float64 and write back in the weight's dtype.
+
+Official code (kui-jia/svb, Torch7): ``main.lua`` applies SVB (and BBN) after each epoch's test *except after
+the last epoch*, so its final model is not bounded; ``cnnTrain.lua`` also has a per-iteration variant
+(``svBIter``) guarded by ``nEpochIter - iKey >= 100``, which with the released defaults (391 iterations per epoch,
+``svBIter = 391``) never fires. We apply it after every ``every_epochs``-th epoch (or every ``every_steps``
+optimizer steps) and once more in ``finalize``, so the saved model is bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from normbench.methods import register_method
+from normbench.methods.base import Method
+
+_KINDS = {"conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d), "linear": (nn.Linear,)}
+
+
+def weight_layers(model: nn.Module, layers: str = "conv+linear") -> list[tuple[str, nn.Module]]:
+    """Modules whose ``weight`` a weight constraint acts on: ``layers`` is "conv", "linear" or "conv+linear"."""
+    kinds: tuple[type, ...] = ()
+    for part in layers.split("+"):
+        if part not in _KINDS:
+            raise ValueError(f"layers must combine 'conv' and 'linear' with '+', got {layers!r}")
+        kinds += _KINDS[part]
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, kinds) and m.weight is not None]
+
+
+def as_matrix(weight: torch.Tensor) -> torch.Tensor:
+    """The ``N_out x (N_in k_h k_w)`` matrix of a kernel (a view for contiguous weights)."""
+    return weight.reshape(weight.shape[0], -1)
+
+
+def bound_singular_values(weight: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """``U clip(S, lo, hi) V^T`` of the reshaped weight, in the weight's shape and dtype."""
+    m = as_matrix(weight.detach()).double()
+    u, s, vh = torch.linalg.svd(m, full_matrices=False)
+    out = (u * s.clamp(lo, hi)) @ vh
+    return out.reshape(weight.shape).to(weight.dtype)
+
+
+def singular_values(weight: torch.Tensor) -> torch.Tensor:
+    """Singular values (float64) of the reshaped weight."""
+    return torch.linalg.svdvals(as_matrix(weight.detach()).double())
+
+
+@register_method
+class SingularValueBounding(Method):
+    """SVB: clip the singular values of every conv (reshaped) and FC weight into ``[1/(1+eps), 1+eps]``.
+
+    Hook point: **per epoch** (``after_epoch``, every ``every_epochs`` epochs; the paper's "after every epoch")
+    or, with ``every_steps``, **after the optimizer step** every that many steps (the paper's ``T_svb``).
+    ``attach`` gives every such weight an orthogonal init (``init="orthogonal"``, Algorithm 1 line 1;
+    ``torch.nn.init.orthogonal_``: orthonormal rows or columns of the reshaped matrix).
+
+    Options: eps (0.5), every_epochs (1), every_steps (None), init ("orthogonal" | "none"),
+    layers ("conv+linear" | "conv" | "linear").
+    ``finalize`` bounds once more and records ``param``, ``kind`` "svb", ``bounds`` and the achieved ``min_sv``
+    and ``max_sv``.
+    """
+
+    name = "svb"
+
+    def __init__(
+        self,
+        eps: float = 0.5,
+        every_epochs: int = 1,
+        every_steps: int | None = None,
+        init: str = "orthogonal",
+        layers: str = "conv+linear",
+    ) -> None:
+        if eps < 0:
+            raise ValueError(f"svb: eps must be >= 0, got {eps}")
+        if init not in ("orthogonal", "none"):
+            raise ValueError(f"svb: init must be 'orthogonal' or 'none', got {init!r}")
+        if every_epochs < 1 or (every_steps is not None and every_steps < 1):
+            raise ValueError("svb: every_epochs and every_steps must be >= 1")
+        weight_layers(nn.Module(), layers)  # validates the layer selection
+        self.eps, self.every_epochs, self.every_steps = float(eps), int(every_epochs), every_steps
+        self.init, self.layers = init, layers
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return 1.0 / (1.0 + self.eps), 1.0 + self.eps
+
+    def attach(self, model: nn.Module) -> None:
+        if self.init == "orthogonal":
+            with torch.no_grad():
+                for _, m in weight_layers(model, self.layers):
+                    nn.init.orthogonal_(m.weight)
+
+    @torch.no_grad()
+    def apply(self, model: nn.Module) -> None:
+        """Bound every selected weight once (Algorithm 1, lines 5-11)."""
+        lo, hi = self.bounds
+        for _, m in weight_layers(model, self.layers):
+            m.weight.copy_(bound_singular_values(m.weight, lo, hi))
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        if self.every_steps is not None and (step + 1) % self.every_steps == 0:
+            self.apply(model)
+
+    def after_epoch(self, model: nn.Module, epoch: int) -> None:
+        if self.every_steps is None and epoch % self.every_epochs == 0:
+            self.apply(model)
+
+    def finalize(self, model: nn.Module) -> list[dict[str, Any]]:
+        self.apply(model)
+        lo, hi = self.bounds
+        records = []
+        for name, m in weight_layers(model, self.layers):
+            sv = singular_values(m.weight)
+            records.append(
+                {
+                    "param": f"{name}.weight",
+                    "kind": "svb",
+                    "bounds": [lo, hi],
+                    "min_sv": sv.min().item(),
+                    "max_sv": sv.max().item(),
+                }
+            )
+        return records
