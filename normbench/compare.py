@@ -260,9 +260,72 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
     return row
 
 
+# Metrics relative to a baseline subject: (summary metric, how subject and baseline means combine, floor).
+RELATIVE: dict[str, tuple[str, Any, float]] = {
+    "train_time_overhead": ("epoch_train_seconds", lambda a, b: 100.0 * (a / b - 1.0), 5.0),
+    "test_accuracy_gain": ("test_accuracy", lambda a, b: a - b, 1.0),
+}
+
+
+def compare_relative(
+    ref: Reference, runs: list[Run], baseline: list[Run], row: dict[str, Any]
+) -> dict[str, Any]:
+    """A number relative to ``ref.baseline`` (overhead, gain): f(mean over our runs, mean over the baseline's).
+
+    Tolerance: the metric's floor (5 points for time overheads, which also depend on the device; 1 point for
+    accuracy gains). One run of each side suffices for timing; accuracy gains need 2 of each.
+    """
+    key, combine, floor = RELATIVE[ref.metric]
+    row["rule"] = f"|Δ| ≤ {floor:g} (relative to {ref.baseline})"
+    if not runs or not baseline:
+        row["rule"] += ": no baseline runs" if runs else ""
+        return row
+    a, _, n_a = stats([r.summary.get(key, float("nan")) for r in runs])
+    b, _, n_b = stats([r.summary.get(key, float("nan")) for r in baseline])
+    diffs = protocol_differences(ref, runs)
+    ours = combine(a, b) if n_a and n_b and b else float("nan")
+    row.update(
+        ours=ours,
+        ours_mean=ours,
+        n=min(n_a, n_b),
+        delta=ours - ref.value,
+        tolerance=floor,
+        protocol_differences="; ".join(diffs),
+    )
+    enough = min(n_a, n_b) >= (1 if ref.metric == "train_time_overhead" else 2)
+    verdict = (
+        "INCONCLUSIVE"
+        if not enough or not math.isfinite(ours)
+        else ("REPRODUCED" if _within(ours, ref, floor) else "DEVIATES")
+    )
+    row["verdict"] = "PROXY" if diffs else verdict
+    return row
+
+
 def compare(references: list[Reference], runs: list[Run]) -> pd.DataFrame:
     """The comparison table: one row per reference entry, in reference order."""
-    return pd.DataFrame([compare_one(ref, matching_runs(ref, runs)) for ref in references])
+    rows = []
+    for ref in references:
+        if ref.metric in RELATIVE and ref.baseline and ref.value is not None and not ref.config_only:
+            base = ref.baseline
+            baseline = [
+                r
+                for r in runs
+                if run_matches(
+                    r,
+                    ref.table_key,
+                    base["model"],
+                    base.get("method", "none"),
+                    base.get("options"),
+                    base.get("optimizer"),
+                    base.get("dataset", ref.dataset),
+                )
+            ]
+            row = _row(ref, TOLERANCE.get(ref.metric, DEFAULT_TOLERANCE))
+            rows.append(compare_relative(ref, matching_runs(ref, runs), baseline, row))
+        else:
+            rows.append(compare_one(ref, matching_runs(ref, runs)))
+    return pd.DataFrame(rows)
 
 
 def _num(x: Any, digits: int = 2) -> str:

@@ -247,3 +247,34 @@ def test_matching_uses_options_optimizer_and_paper_dataset(tmp_path):
     assert not run_matches(run, "jia2017/table1", "plain20", options={"svb": {"eps": 0.05}}, **svb)
     run.config["method_options"] = {"svb": {"eps": 0.5}}  # the default, set explicitly: same configuration
     assert run_matches(run, key, "plain20", options={}, **svb)
+
+
+def test_relative_metrics_against_their_baseline(tmp_path):
+    from dataclasses import replace
+
+    from normbench.compare import compare
+
+    def timed(folder, model, method, seconds):
+        path = _run(folder, 0, [1.0], model=model)
+        cfg = json.loads((path.parent / "config.json").read_text())
+        cfg.update(method=method, optimizer={"name": "sgd"})
+        (path.parent / "config.json").write_text(json.dumps(cfg))
+        rec = {**_records([10.0], [11.0])[0], "steps": 10, "step_seconds": seconds / 10}
+        path.write_text(json.dumps(rec) + "\n")
+        return path
+
+    paths = [
+        timed(tmp_path / "a", "plain20", "none", 100.0),
+        timed(tmp_path / "b", "plain20", "procrustes", 107.6),
+    ]
+    ref = replace(
+        _ref(7.6, metric="train_time_overhead", statistic="unstated", runs=None),
+        method="procrustes",
+        baseline={"model": "plain20", "method": "none"},
+    )
+    row = compare([ref], load_runs(paths)).iloc[0]
+    assert row["ours"] == pytest.approx(7.6) and row["verdict"] == "REPRODUCED"
+    far = compare([replace(ref, value=53.0)], load_runs(paths)).iloc[0]
+    assert far["verdict"] == "DEVIATES"
+    alone = compare([ref], load_runs(paths[1:])).iloc[0]
+    assert alone["verdict"] == "NOT RUN" and "no baseline runs" in alone["rule"]
