@@ -13,6 +13,9 @@ if not workflow.overwrite_configfiles:
 
 
 
+# x-* blocks only hold YAML anchors (shared recipes of config/paper.yaml)
+for _key in [k for k in config if str(k).startswith("x-")]:
+    del config[_key]
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

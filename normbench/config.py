@@ -53,8 +53,14 @@ def fill_defaults(instance: Any, schema: dict, root: dict) -> Any:
     return out
 
 
+def strip_anchor_blocks(config: dict) -> dict:
+    """Drop top-level ``x-*`` keys: blocks that only hold YAML anchors (shared recipes), not configuration."""
+    return {k: v for k, v in config.items() if not str(k).startswith("x-")}
+
+
 def validate_config(config: dict) -> dict:
     """Validate ``config`` against the schema, fill defaults, check model and method names; return a copy."""
+    config = strip_anchor_blocks(config)
     schema = load_schema()
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))

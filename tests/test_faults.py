@@ -1,0 +1,684 @@
+"""Faults and bad input: a training job killed at any moment resumes and ends with the metrics of an
+uninterrupted run; corrupt checkpoints are detected and the previous one is used; Snakemake's own restart
+(--rerun-incomplete, --retries) loses no finished run; bad input stops early with a message that names the
+file or key; a diverging run is a recorded result and its siblings still run.
+
+The kills are real SIGKILLs of a `normbench train` process. Most land at exact points of the trainer (the
+harness below wraps one of its functions and kills its own process there); two land at random times.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import TINY_EXPERIMENT
+
+from normbench import cli
+from normbench.config import ConfigError, load_config, run_config, run_specs, validate_config
+from normbench.data import load_dataset, save_prepared
+from normbench.runs import read_records
+
+REPO = Path(__file__).resolve().parents[1]
+EPOCHS = 4
+BATCH = 256  # 1437 digits: 6 mini-batches per epoch
+
+# Runs `normbench train` in-process with one trainer function wrapped so that the process SIGKILLs itself at
+# an exact moment: argv = [moment, epoch, normbench arguments...].
+HARNESS = r"""
+import io, os, pathlib, signal, sys
+
+import torch
+
+import normbench.train as train
+from normbench.cli import main
+
+moment, at, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+count = {"batches": 0, "rotations": 0}
+
+
+def die():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if moment == "mid_epoch":  # half-way through epoch `at`
+    real_augment = train.augment
+
+    def augment(*args, **kwargs):
+        count["batches"] += 1
+        if count["batches"] == (at - 1) * int(os.environ["BATCHES"]) + int(os.environ["BATCHES"]) // 2:
+            die()
+        return real_augment(*args, **kwargs)
+
+    train.augment = augment
+elif moment == "after_record":  # epoch `at` is in metrics.jsonl, its checkpoint is not written yet
+    real_append = train.append_record
+
+    def append_record(path, record):
+        real_append(path, record)
+        if record.get("kind") == "epoch" and record.get("epoch") == at:
+            die()
+
+    train.append_record = append_record
+elif moment == "half_written":  # resume.pt.tmp holds the first half of epoch `at`'s checkpoint
+    real_save = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        if str(getattr(f, "name", "")).endswith("resume.pt.tmp") and obj.get("epoch") == at:
+            buf = io.BytesIO()
+            real_save(obj, buf, *args, **kwargs)
+            f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+            f.flush()
+            os.fsync(f.fileno())
+            die()
+        return real_save(obj, f, *args, **kwargs)
+
+    torch.save = save
+elif moment == "between_renames":  # resume.pt moved to resume.pt.prev, epoch `at`'s not renamed into place
+    real_replace = pathlib.Path.replace
+
+    def replace(self, target):
+        result = real_replace(self, target)
+        if str(target).endswith("resume.pt.prev"):
+            count["rotations"] += 1  # the first rotation happens when epoch 2 is saved
+            if count["rotations"] == at - 1:
+                die()
+        return result
+
+    pathlib.Path.replace = replace
+elif moment == "after_checkpoint":  # epoch `at` is fully checkpointed
+    real_save_atomic = train.save_atomic
+
+    def save_atomic(obj, path):
+        real_save_atomic(obj, path)
+        if pathlib.Path(path).name == "resume.pt" and obj["epoch"] == at:
+            die()
+
+    train.save_atomic = save_atomic
+elif moment == "before_provenance":  # checkpoint.pt written; provenance.json and the clean-up not yet
+    real_write = train.write_json_atomic
+
+    def write_json_atomic(path, obj):
+        if pathlib.Path(path).name == "provenance.json":
+            die()
+        real_write(path, obj)
+
+    train.write_json_atomic = write_json_atomic
+else:
+    raise SystemExit(f"unknown moment {moment}")
+sys.exit(main(argv))
+"""
+
+# (moment, epoch, the epoch the rerun resumes after; 0 = it starts afresh)
+KILLS = [
+    ("mid_epoch", 1, 0),
+    ("mid_epoch", 3, 2),
+    ("after_record", 3, 2),
+    ("half_written", 3, 2),
+    ("between_renames", 3, 2),
+    ("after_checkpoint", 3, 3),
+    ("before_provenance", EPOCHS, EPOCHS),
+    ("random", 1, None),
+    ("random", 2, None),
+]
+
+
+def _strip(records):
+    """Records without their timings (keys ending in "seconds"), which differ between any two runs."""
+
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items() if not k.endswith("seconds")}
+        return [clean(v) for v in x] if isinstance(x, list) else x
+
+    return [clean(r) for r in records]
+
+
+def _final_weights(run: Path) -> dict:
+    return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny CPU run spec, its prepared data and an uninterrupted reference run."""
+    root = tmp_path_factory.mktemp("faults")
+    raw = {
+        "name": "faults",
+        "results": str(root / "results"),
+        "threads": 1,
+        "device": "cpu",
+        "experiments": {
+            "gap": {
+                **copy.deepcopy(TINY_EXPERIMENT),
+                "models": ["plain20"],
+                "seeds": [5],
+                "epochs": EPOCHS,
+                "batch_size": BATCH,
+            }
+        },
+    }
+    config = validate_config(raw)
+    spec = run_config(config, run_specs(config)[0])
+    data = root / "digits_8.pt"
+    save_prepared(load_dataset("digits", image_size=8), data)
+    env = dict(os.environ, BATCHES=str(-(-1437 // BATCH)), PYTHONUNBUFFERED="1")
+    ref = root / "reference"
+    done = _train(spec, data, ref, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"root": root, "spec": spec, "data": data, "ref": ref, "env": env}
+
+
+def _train_cmd(spec: dict, data: Path, out: Path) -> list[str]:
+    return ["--spec", json.dumps(spec), "--data", str(data), "--out", str(out)]
+
+
+def _train(spec, data, out, env, timeout=300) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "normbench.cli", "train", *_train_cmd(spec, data, out)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def _snapshot(run: Path) -> dict:
+    files = {p.name: p.stat().st_size for p in run.iterdir()} if run.exists() else {}
+    metrics = run / "metrics.jsonl"
+    epochs = [r for r in read_records(metrics) if r["kind"] == "epoch"] if metrics.exists() else []
+    return {"files": files, "records": len(epochs)}
+
+
+@pytest.fixture(scope="module")
+def killed(setup):
+    """Every kill of KILLS, then a plain rerun of each; the processes of each phase run side by side."""
+    root, spec, data, env = setup["root"], setup["spec"], setup["data"], setup["env"]
+    runs, procs = {}, {}
+    for i, (moment, at, _) in enumerate(KILLS):
+        out = root / f"kill{i}-{moment}-{at}"
+        runs[i] = out
+        if moment == "random":
+            cmd = [sys.executable, "-m", "normbench.cli", "train", *_train_cmd(spec, data, out)]
+        else:
+            cmd = [sys.executable, "-c", HARNESS, moment, str(at), "train", *_train_cmd(spec, data, out)]
+        procs[i] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # A random moment within the next 1.5 epochs after epoch `at` (at <= 2 of 4: always before the end).
+    epoch_s = [r["seconds"] for r in read_records(setup["ref"] / "metrics.jsonl") if r["kind"] == "epoch"]
+    rng = random.Random(20261123)
+    deadline = time.time() + 300
+    pending_random = {i for i, (moment, _, _) in enumerate(KILLS) if moment == "random"}
+    delays = {i: rng.uniform(0.0, 1.5 * sum(epoch_s) / len(epoch_s)) for i in pending_random}
+    while pending_random and time.time() < deadline:
+        for i in list(pending_random):
+            _, at, _ = KILLS[i]
+            metrics = runs[i] / "metrics.jsonl"
+            if metrics.exists() and sum(r["kind"] == "epoch" for r in read_records(metrics)) >= at:
+                time.sleep(delays[i])
+                procs[i].send_signal(signal.SIGKILL)
+                pending_random.discard(i)
+        time.sleep(0.02)
+    results = {}
+    for i, proc in procs.items():
+        out, err = proc.communicate(timeout=max(1.0, deadline - time.time()))
+        results[i] = {"kill_rc": proc.returncode, "kill_err": err, "before": _snapshot(runs[i])}
+    reruns = {
+        i: subprocess.Popen(
+            [sys.executable, "-m", "normbench.cli", "train", *_train_cmd(spec, data, runs[i])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in runs
+    }
+    for i, proc in reruns.items():
+        out, err = proc.communicate(timeout=300)
+        results[i].update(rc=proc.returncode, out=out, err=err, run=runs[i])
+    return results
+
+
+@pytest.mark.parametrize("case", range(len(KILLS)), ids=[f"{m}@epoch{a}" for m, a, _ in KILLS])
+def test_sigkill_then_rerun_ends_with_the_uninterrupted_metrics(killed, setup, case):
+    moment, at, resumes_after = KILLS[case]
+    r = killed[case]
+    assert r["kill_rc"] == -signal.SIGKILL, (
+        f"the process was not killed: {r['kill_rc']} {r['kill_err'][-2000:]}"
+    )
+    assert r["rc"] == 0, r["err"][-3000:]
+    before = r["before"]
+    if moment == "after_record":
+        assert before["records"] == at and "resume.pt" in before["files"]  # the log ran one epoch ahead
+    if moment == "half_written":
+        assert 0 < before["files"]["resume.pt.tmp"] < before["files"]["resume.pt"]
+    if moment == "between_renames":
+        assert "resume.pt" not in before["files"] and "resume.pt.prev" in before["files"]
+    if moment == "before_provenance":
+        assert "checkpoint.pt" in before["files"] and "provenance.json" not in before["files"]
+    if resumes_after is None:  # a random moment: whatever the checkpoint held
+        resumes_after = 0
+        for line in r["out"].splitlines():
+            if "resuming after epoch" in line:
+                resumes_after = int(line.rsplit(" ", 1)[1])
+        assert resumes_after >= at - 1
+    if resumes_after:
+        assert f"resuming after epoch {resumes_after}" in r["out"]
+        assert "unreadable" not in r["err"]
+    else:
+        assert "resuming" not in r["out"]
+    run, ref = r["run"], setup["ref"]
+    assert _strip(read_records(run / "metrics.jsonl")) == _strip(read_records(ref / "metrics.jsonl"))
+    assert len(read_records(run / "metrics.jsonl")) == EPOCHS
+    assert _same_weights(_final_weights(run), _final_weights(ref))
+    assert json.loads((run / "provenance.json").read_text())["status"] == "completed"
+    assert not {"resume.pt", "resume.pt.prev"} & {p.name for p in run.iterdir()}
+
+
+# --- corrupt checkpoints ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpointed(setup):
+    """A run killed right after epoch 3's checkpoint: resume.pt holds epoch 3, resume.pt.prev epoch 2."""
+    out = setup["root"] / "checkpointed"
+    cmd = [sys.executable, "-c", HARNESS, "after_checkpoint", "3", "train"]
+    cmd += _train_cmd(setup["spec"], setup["data"], out)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=setup["env"], timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert torch.load(out / "resume.pt", weights_only=False)["epoch"] == 3
+    assert torch.load(out / "resume.pt.prev", weights_only=False)["epoch"] == 2
+    return out
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def _garble(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    rng = random.Random(0)
+    for i in range(0, len(data), 97):
+        data[i] = rng.randrange(256)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage, resumes_after",
+    [("truncated", 2), ("garbled", 2), ("both_truncated", 0), ("empty", 2)],
+)
+def test_corrupt_checkpoint_is_reported_and_the_previous_one_used(
+    setup, checkpointed, tmp_path, damage, resumes_after
+):
+    run = tmp_path / "run"
+    shutil.copytree(checkpointed, run)
+    if damage == "truncated":
+        _truncate(run / "resume.pt")
+    elif damage == "garbled":
+        _garble(run / "resume.pt")
+    elif damage == "empty":
+        (run / "resume.pt").write_bytes(b"")
+    else:
+        _truncate(run / "resume.pt")
+        _truncate(run / "resume.pt.prev")
+    result = _train(setup["spec"], setup["data"], run, setup["env"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"checkpoint {run / 'resume.pt'} is unreadable" in result.stderr
+    assert "trying the previous one" in result.stderr
+    if resumes_after:
+        assert f"resuming after epoch {resumes_after}" in result.stdout
+    else:
+        assert f"checkpoint {run / 'resume.pt.prev'} is unreadable" in result.stderr
+        assert "resuming" not in result.stdout
+    ref = setup["ref"]
+    assert _strip(read_records(run / "metrics.jsonl")) == _strip(read_records(ref / "metrics.jsonl"))
+    assert _same_weights(_final_weights(run), _final_weights(ref))
+
+
+def test_save_atomic_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
+    from normbench import checkpoint
+
+    path = tmp_path / "resume.pt"
+    checkpoint.save_atomic({"epoch": 1}, path)
+    checkpoint.save_atomic({"epoch": 2}, path)
+
+    def failing_save(obj, fh, *args, **kwargs):
+        fh.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save_atomic({"epoch": 3}, path)
+    monkeypatch.undo()
+    assert checkpoint.load_latest(path, log=lambda m: None) == {"epoch": 2}
+    assert torch.load(path.with_name("resume.pt.prev"), weights_only=False) == {"epoch": 1}
+
+
+# --- Snakemake's own restart --------------------------------------------------------------------------------
+
+
+def _copy_workflow(dest: Path) -> None:
+    shutil.copy(REPO / "Snakefile", dest / "Snakefile")
+    shutil.copytree(REPO / "workflow", dest / "workflow")
+    shutil.copytree(REPO / "config", dest / "config")
+
+
+def _workflow(tmp_path: Path, experiments: dict) -> Path:
+    _copy_workflow(tmp_path)
+    config = {"name": "faults", "threads": 1, "device": "cpu", "experiments": experiments}
+    (tmp_path / "faults.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path / "results" / "faults"
+
+
+def _restart_experiment(seeds=(0, 1, 2), epochs=6) -> dict:
+    exp = copy.deepcopy(TINY_EXPERIMENT)
+    exp.update(models=["plain20"], seeds=list(seeds), epochs=epochs, batch_size=BATCH)
+    return {"gap": exp}
+
+
+def _smk(cwd: Path, *args, env=None, timeout=600) -> subprocess.CompletedProcess:
+    cmd = ["snakemake", "--configfile", "faults.yaml", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def _targets(res: Path, seeds) -> list[str]:
+    return [
+        str(res.relative_to(res.parents[1]) / f"runs/gap/plain20/none/seed{s}/metrics.jsonl") for s in seeds
+    ]
+
+
+def _fingerprint(run: Path) -> dict:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(run.iterdir())}
+
+
+def _reference_of(run: Path, tmp_path: Path) -> list[dict]:
+    """The same run's metrics from one uninterrupted `normbench train` with its own config.json."""
+    spec = json.loads((run / "config.json").read_text())
+    data = next((run.parents[4] / "data").glob("*.pt"))
+    out = tmp_path / f"reference-{spec['seed']}"
+    result = _train(spec, data, out, dict(os.environ))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return read_records(out / "metrics.jsonl")
+
+
+def _planned_train_seeds(result: subprocess.CompletedProcess) -> set[int]:
+    """Seeds of the training jobs a dry run plans."""
+    text = result.stdout + result.stderr
+    seeds, rule = set(), None
+    for line in text.splitlines():
+        if line.startswith("rule "):
+            rule = line[5:].rstrip(":")
+        m = re.search(r"wildcards: .*seed=(\d+)", line)
+        if m and rule == "train":
+            seeds.add(int(m.group(1)))
+    return seeds
+
+
+def test_snakemake_killed_then_rerun_incomplete_loses_no_finished_run(tmp_path):
+    res = _workflow(tmp_path, _restart_experiment())
+    seeds = (0, 1, 2)
+    runs = {s: res / f"runs/gap/plain20/none/seed{s}" for s in seeds}
+    cmd = ["snakemake", "--configfile", "faults.yaml", "--cores", "2", *_targets(res, seeds)]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    done_since = {}
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            now = time.time()
+            for s, r in runs.items():
+                if (r / "provenance.json").exists():
+                    done_since.setdefault(s, now)
+            settled = [s for s, t in done_since.items() if now - t > 3.0]  # Snakemake has seen it end
+            going = [s for s, r in runs.items() if (r / "resume.pt").exists() and s not in done_since]
+            if settled and going:
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its jobs, as a crashed node would lose them
+        proc.wait(timeout=60)
+    interrupted = [s for s, r in runs.items() if (r / "resume.pt").exists()]
+    assert interrupted and done_since, "never saw one run finished while another was running"
+    fingerprints = {s: _fingerprint(r) for s, r in runs.items() if r.exists()}
+    assert _smk(tmp_path, "--unlock", "--cores", "1").returncode == 0  # a lock a killed Snakemake may leave
+    refused = _smk(tmp_path, "--cores", "2", *_targets(res, seeds))
+    assert refused.returncode != 0 and "incomplete" in (refused.stdout + refused.stderr).lower()
+    plan = _smk(tmp_path, "-n", "--cores", "2", "--rerun-incomplete", *_targets(res, seeds))
+    rerun = _planned_train_seeds(plan)
+    finished = set(seeds) - rerun
+    assert finished and finished <= set(done_since), (finished, done_since, plan.stdout[-3000:])
+    assert set(interrupted) <= rerun
+    result = _smk(tmp_path, "--cores", "2", "--rerun-incomplete", *_targets(res, seeds))
+    assert result.returncode == 0, result.stderr[-4000:]
+    for s in finished:
+        assert _fingerprint(runs[s]) == fingerprints[s], f"finished run seed{s} was touched by the restart"
+    for s in interrupted:
+        log = (res / f"logs/train/gap/plain20/none/seed{s}.log").read_text()
+        assert "resuming after epoch" in log, log
+    for s in seeds:
+        assert len(read_records(runs[s] / "metrics.jsonl")) == 6
+    s = interrupted[0]
+    assert _strip(read_records(runs[s] / "metrics.jsonl")) == _strip(_reference_of(runs[s], tmp_path))
+
+
+WRAPPER = """#!/usr/bin/env bash
+# normbench, except that the first `train` of seed 1 is SIGKILLed after its second epoch.
+echo "$*" >> "$WRAP_LOG"
+out=""
+prev=""
+for a in "$@"; do [ "$prev" = --out ] && out=$a; prev=$a; done
+if [ "$1" = train ] && [[ "$out" == */seed1 ]] && [ ! -e "$WRAP_MARK" ]; then
+  touch "$WRAP_MARK"
+  "$REAL_NORMBENCH" "$@" &
+  pid=$!
+  while kill -0 $pid 2>/dev/null; do
+    n=$(cat "$out/metrics.jsonl" 2>/dev/null | wc -l)
+    if [ "$n" -ge 2 ]; then kill -9 $pid; wait $pid; exit 137; fi
+    sleep 0.05
+  done
+  wait $pid
+  exit 1
+fi
+exec "$REAL_NORMBENCH" "$@"
+"""
+
+
+def test_snakemake_retries_resume_the_killed_job_and_rerun_nothing_else(tmp_path):
+    res = _workflow(tmp_path, _restart_experiment())
+    seeds = (0, 1, 2)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "normbench").write_text(WRAPPER)
+    (bin_dir / "normbench").chmod(0o755)
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        WRAP_LOG=str(tmp_path / "calls.log"),
+        WRAP_MARK=str(tmp_path / "killed-once"),
+        REAL_NORMBENCH=shutil.which("normbench"),
+    )
+    result = _smk(tmp_path, "--cores", "2", "--retries", "1", *_targets(res, seeds), env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "killed-once").exists()
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    trains = [c for c in calls if c.startswith("train ")]
+    per_seed = {s: sum(c.rstrip().endswith(f"/seed{s}") for c in trains) for s in seeds}
+    assert per_seed == {0: 1, 1: 2, 2: 1}, calls
+    assert sum(c.startswith("data ") for c in calls) == 1
+    log = (res / "logs/train/gap/plain20/none/seed1.log").read_text()
+    assert "resuming after epoch" in log, log
+    run = res / "runs/gap/plain20/none/seed1"
+    assert _strip(read_records(run / "metrics.jsonl")) == _strip(_reference_of(run, tmp_path))
+
+
+# --- bad input: stops early, names the file or key, overwrites nothing -----------------------------------------
+
+
+@pytest.fixture
+def prepared(tmp_path):
+    """An existing prepared-data file that a failing `normbench data` must leave alone."""
+    out = tmp_path / "prepared.pt"
+    out.write_bytes(b"earlier result")
+    return out
+
+
+def test_archive_with_wrong_checksum_stops_naming_the_data(tmp_path, prepared, monkeypatch, capsys):
+    import torchvision.datasets.utils as tv_utils
+
+    def fake_download(url, fpath, *args, **kwargs):  # a download that delivers the wrong bytes
+        Path(fpath).write_bytes(b"not the CIFAR-10 archive")
+
+    monkeypatch.setattr(tv_utils, "_urlretrieve", fake_download)
+    monkeypatch.setattr(tv_utils, "_get_redirect_url", lambda url, max_hops=3: url)
+    root = tmp_path / "data"
+    rc = cli.main(["data", "--dataset", "cifar10", "--root", str(root), "--download", "--out", str(prepared)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "normbench data: error: CIFAR10" in err and str(root) in err and "corrupted" in err
+    assert "cifar-10-batches-py" in err  # what was expected under the root
+    assert prepared.read_bytes() == b"earlier result"
+
+
+def test_archive_with_wrong_checksum_names_the_archive_and_its_md5(tmp_path, prepared, monkeypatch, capsys):
+    import torchvision.datasets.utils as tv_utils
+
+    monkeypatch.setattr(tv_utils, "_urlretrieve", lambda url, fpath, *a, **k: Path(fpath).write_bytes(b"x"))
+    monkeypatch.setattr(tv_utils, "_get_redirect_url", lambda url, max_hops=3: url)
+    rc = cli.main(
+        ["data", "--dataset", "cifar10", "--root", str(tmp_path), "--download", "--out", str(prepared)]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "cifar-10-python.tar.gz" in err and "c58f30108f718f92721af3b95e74349a" in err
+    assert prepared.read_bytes() == b"earlier result"
+
+
+def test_missing_data_root_without_download_stops_naming_root_and_key(tmp_path, prepared, capsys):
+    root = tmp_path / "no-such-root"
+    rc = cli.main(["data", "--dataset", "cifar10", "--root", str(root), "--out", str(prepared)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert str(root) in err and "cifar-10-batches-py" in err and "data.download: true" in err
+    assert not root.exists() or not any(root.iterdir())  # nothing fetched without permission
+    assert prepared.read_bytes() == b"earlier result"
+
+
+def _config_file(tmp_path: Path, raw: dict) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            lambda c: c["experiments"]["gap"].update(epochs="ten"),
+            "experiments.gap.epochs: 'ten' is not of type",
+        ),
+        (lambda c: c.update(threads=1.5), "threads: 1.5 is not of type 'integer'"),
+        (lambda c: c.update(container=["a.sif"]), "container: ['a.sif'] is not of type 'string'"),
+        (lambda c: c["resources"].update(gpus="one"), "resources.gpus: 'one' is not of type 'integer'"),
+        (lambda c: c["experiments"]["gap"].update(epoch=3), "'epoch' was unexpected"),
+        (lambda c: c.update(result_dir="x"), "<top level>: 'result_dir' does not match"),
+        (lambda c: c["experiments"]["gap"]["optimizer"].update(nme="sgd"), "'nme' was unexpected"),
+        (lambda c: c["experiments"]["gap"].update(models=["resnet9000"]), "experiments.gap.models"),
+        (lambda c: c["experiments"]["gap"].update(methods=["procrustez"]), "experiments.gap.methods"),
+    ],
+    ids=[
+        "wrong-type",
+        "float-for-int",
+        "container-type",
+        "resources-type",
+        "unknown-key",
+        "unknown-top-key",
+        "unknown-nested-key",
+        "unknown-model",
+        "unknown-method",
+    ],
+)
+def test_bad_config_names_the_file_and_key(tmp_path, tiny_config, change, expected):
+    tiny_config["resources"] = {}
+    change(tiny_config)
+    path = _config_file(tmp_path, tiny_config)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert str(path) in msg and expected in msg, msg
+    if "models" in expected:
+        assert "resnet9000" in msg and "plain20" in msg  # the valid names are listed
+    if "methods" in expected:
+        assert "procrustez" in msg and "none" in msg
+
+
+def test_bad_config_stops_the_workflow_before_any_result_is_overwritten(tmp_path):
+    res = _workflow(tmp_path, _restart_experiment(seeds=(0,), epochs=1))
+    run = res / "runs/gap/plain20/none/seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"kind": "epoch", "epoch": 1}\n')
+    before = _fingerprint(run)
+    config = yaml.safe_load((tmp_path / "faults.yaml").read_text())
+    config["experiments"]["gap"]["epochs"] = "ten"
+    (tmp_path / "faults.yaml").write_text(yaml.safe_dump(config))
+    result = _smk(tmp_path, "--cores", "1", "--forceall", timeout=120)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "epochs" in out and "'ten' is not of type 'integer'" in out, out[-3000:]
+    assert _fingerprint(run) == before
+    assert sorted(p.name for p in res.iterdir()) == ["runs"]
+
+
+def test_reference_file_with_a_bad_entry_stops_compare(tmp_path, capsys):
+    from normbench.references import reference_files
+
+    source = next(p for p in reference_files() if p.stem == "zaeemzadeh2020")
+    doc = yaml.safe_load(source.read_text())
+    doc["entries"][1]["value"] = "twelve"
+    bad = tmp_path / "refs" / "zaeemzadeh2020.yaml"
+    bad.parent.mkdir()
+    bad.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "comparison.csv").write_text("earlier result\n")
+    rc = cli.main(["compare", str(tmp_path), "--out-dir", str(out_dir), "--references", str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert str(bad) in err and "entries.1.value" in err and "'twelve' is not of type 'number', 'null'" in err
+    assert (out_dir / "comparison.csv").read_text() == "earlier result\n"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["comparison.csv"]
+
+
+# --- divergence ------------------------------------------------------------------------------------------
+
+
+def test_diverged_run_is_recorded_and_its_siblings_still_run(tmp_path):
+    boom = copy.deepcopy(TINY_EXPERIMENT)
+    boom.update(models=["plain20"], seeds=[0, 1], epochs=2, optimizer={"name": "sgd", "lr": 1.0e6})
+    calm = copy.deepcopy(TINY_EXPERIMENT)
+    calm.update(models=["plain20"], seeds=[0], epochs=2)
+    res = _workflow(tmp_path, {"boom": boom, "calm": calm})
+    result = _smk(tmp_path, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-4000:]
+    for seed in (0, 1):
+        run = res / f"runs/boom/plain20/none/seed{seed}"
+        records = read_records(run / "metrics.jsonl")
+        assert records[-1]["kind"] == "diverged" and "non-finite" in records[-1]["reason"]
+        assert json.loads((run / "provenance.json").read_text())["status"] == "diverged"
+        assert torch.load(run / "checkpoint.pt", weights_only=False)["status"] == "diverged"
+        assert "DIVERGED" in (res / f"logs/train/boom/plain20/none/seed{seed}.log").read_text()
+    sibling = res / "runs/calm/plain20/none/seed0"
+    assert [r["kind"] for r in read_records(sibling / "metrics.jsonl")] == ["epoch", "epoch"]
+    assert json.loads((sibling / "provenance.json").read_text())["status"] == "completed"
+    assert "diverged" in (res / "tables/boom.md").read_text().lower()
+    assert (res / "report.html").exists()
