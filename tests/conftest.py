@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_workflow(dest: Path, extra: tuple[str, ...] = ()) -> None:
+    """Copy what a clone needs to run the workflow (Snakefile, workflow/, config/, and ``extra`` folders)."""
+    shutil.copy(REPO / "Snakefile", dest / "Snakefile")
+    for folder in ("workflow", "config", *extra):
+        shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("*.sif", "*.log"))
+
 
 TINY_EXPERIMENT = {
     "reproduces": ["zaeemzadeh2020/table1"],

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import copy_workflow
 
 from normbench.config import ConfigError, load_schema, validate_config
 
@@ -66,9 +67,7 @@ def definition():
 
 
 def _copy_workflow(dest: Path) -> None:
-    shutil.copy(REPO / "Snakefile", dest / "Snakefile")
-    for folder in ("workflow", "config", "containers"):
-        shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("*.sif", "*.log"))
+    copy_workflow(dest, extra=("containers",))
     shutil.copy(REPO / "pyproject.toml", dest / "pyproject.toml")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import TINY_EXPERIMENT
+from conftest import TINY_EXPERIMENT, copy_workflow
 
 from normbench import cli
 from normbench.config import ConfigError, load_config, run_config, run_specs, validate_config
@@ -369,14 +369,8 @@ def test_save_atomic_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
 # --- Snakemake's own restart --------------------------------------------------------------------------------
 
 
-def _copy_workflow(dest: Path) -> None:
-    shutil.copy(REPO / "Snakefile", dest / "Snakefile")
-    shutil.copytree(REPO / "workflow", dest / "workflow")
-    shutil.copytree(REPO / "config", dest / "config")
-
-
 def _workflow(tmp_path: Path, experiments: dict) -> Path:
-    _copy_workflow(tmp_path)
+    copy_workflow(tmp_path)
     config = {"name": "faults", "threads": 1, "device": "cpu", "experiments": experiments}
     (tmp_path / "faults.yaml").write_text(yaml.safe_dump(config))
     return tmp_path / "results" / "faults"

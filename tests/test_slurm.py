@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import copy_workflow
 
 from normbench.config import load_config
 from normbench.runs import read_records
@@ -36,12 +37,6 @@ NO_ACCOUNTING = [
     "5",
     "--slurm-no-account",
 ]
-
-
-def _copy_workflow(dest: Path) -> None:
-    shutil.copy(REPO / "Snakefile", dest / "Snakefile")
-    shutil.copytree(REPO / "workflow", dest / "workflow")
-    shutil.copytree(REPO / "config", dest / "config")
 
 
 def _jobs(text: str) -> list[dict]:
@@ -90,7 +85,7 @@ def test_slurm_profile_dry_run_plans_the_config(tmp_path, name):
     pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[slurm]'")
     if not (REPO / "config" / name).exists():
         pytest.skip(f"config/{name} does not exist yet (another session writes the paper configuration)")
-    _copy_workflow(tmp_path)
+    copy_workflow(tmp_path)
     config = load_config(tmp_path / "config" / name)
     result = subprocess.run(
         ["snakemake", "-n", "--profile", "workflow/profiles/slurm", "--configfile", f"config/{name}"],
@@ -123,7 +118,7 @@ def test_slurm_profile_dry_run_plans_the_config(tmp_path, name):
 
 def test_gpus_and_runtime_come_from_the_config(tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[slurm]'")
-    _copy_workflow(tmp_path)
+    copy_workflow(tmp_path)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["resources"] = {"gpus": 1, "minutes_per_epoch": 2.5, "mem_mb": 16000}
     exp = next(iter(config["experiments"].values()))
@@ -260,7 +255,7 @@ def test_smoke_pipeline_on_slurm_matches_the_local_run(cluster, tmp_path):
     local, slurm = tmp_path / "local", tmp_path / "slurm"
     for folder in (local, slurm):
         folder.mkdir()
-        _copy_workflow(folder)
+        copy_workflow(folder)
     reference = _run_bounded(["snakemake", "--cores", "2"], local, timeout=600)
     submitted = _run_bounded(
         ["snakemake", "--profile", "workflow/profiles/slurm", *NO_ACCOUNTING], slurm, timeout=900
@@ -295,7 +290,7 @@ def test_smoke_pipeline_on_slurm_matches_the_local_run(cluster, tmp_path):
 def test_gpu_request_reaches_sbatch(cluster, tmp_path):
     """The node has no GPU: a config asking for one is refused by sbatch at once, which proves the request
     is passed on (the smoke config asks for none and runs)."""
-    _copy_workflow(tmp_path)
+    copy_workflow(tmp_path)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config.update(name="gpu", resources={"gpus": 1})
     (tmp_path / "gpu.yaml").write_text(yaml.safe_dump(config))

@@ -3,17 +3,11 @@
 import csv
 import json
 import re
-import shutil
 import subprocess
 
 import pytest
 import yaml
-
-
-def _copy_workflow(repo, dest):
-    shutil.copy(repo / "Snakefile", dest / "Snakefile")
-    shutil.copytree(repo / "workflow", dest / "workflow")
-    shutil.copytree(repo / "config", dest / "config")
+from conftest import copy_workflow
 
 
 def _snakemake(cwd, *args, timeout=600):
@@ -45,7 +39,7 @@ def pipeline(tmp_path_factory, repo):
     from conftest import TINY_EXPERIMENT
 
     work = tmp_path_factory.mktemp("wf")
-    _copy_workflow(repo, work)
+    copy_workflow(work)
     experiment = {**TINY_EXPERIMENT, "probes": {"names": ["grad_norm_ratio"], "batch": 16}}
     config = {"name": "tiny", "threads": 1, "experiments": {"gap": experiment}}
     (work / "tiny.yaml").write_text(yaml.safe_dump(config))
@@ -114,7 +108,7 @@ def test_deleting_one_log_reruns_that_run_and_downstream_only(pipeline):
 
 
 def test_bad_config_fails_before_any_job(tmp_path, repo):
-    _copy_workflow(repo, tmp_path)
+    copy_workflow(tmp_path)
     (tmp_path / "tiny.yaml").write_text(
         yaml.safe_dump(
             {
@@ -137,7 +131,7 @@ def test_bad_config_fails_before_any_job(tmp_path, repo):
 
 
 def test_unknown_model_fails_listing_valid_ones(tmp_path, repo):
-    _copy_workflow(repo, tmp_path)
+    copy_workflow(tmp_path)
     (tmp_path / "tiny.yaml").write_text(
         yaml.safe_dump(
             {
