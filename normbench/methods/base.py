@@ -60,3 +60,33 @@ class Method:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+class BoundingMethod(Method):
+    """A method that bounds weights into [1/(1+eps), 1+eps] at a schedule: after every ``every_epochs``-th
+    epoch, or, when ``every_steps`` is set, after every ``every_steps``-th optimizer step (SVB, BBN).
+
+    Subclasses implement ``apply(model)``, one bounding pass over the model.
+    """
+
+    def _init_schedule(self, eps: float, every_epochs: int, every_steps: int | None) -> None:
+        if eps < 0:
+            raise ValueError(f"{self.name}: eps must be >= 0, got {eps}")
+        if every_epochs < 1 or (every_steps is not None and every_steps < 1):
+            raise ValueError(f"{self.name}: every_epochs and every_steps must be >= 1")
+        self.eps, self.every_epochs, self.every_steps = float(eps), int(every_epochs), every_steps
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return 1.0 / (1.0 + self.eps), 1.0 + self.eps
+
+    def apply(self, model: nn.Module) -> None:
+        raise NotImplementedError
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        if self.every_steps is not None and (step + 1) % self.every_steps == 0:
+            self.apply(model)
+
+    def after_epoch(self, model: nn.Module, epoch: int) -> None:
+        if self.every_steps is None and epoch % self.every_epochs == 0:
+            self.apply(model)

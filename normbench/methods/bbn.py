@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from normbench.methods import register_method
-from normbench.methods.base import Method
+from normbench.methods.base import BoundingMethod
 
 
 def bn_layers(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
@@ -81,7 +81,7 @@ def bound_ratios(
 
 
 @register_method
-class BoundedBatchNorm(Method):
+class BoundedBatchNorm(BoundingMethod):
     """BBN: bound every BN layer's ``gamma_i / (varsigma_i alpha)`` into ``[1/(1+eps), 1+eps]``.
 
     Hook point: **per epoch** (``after_epoch``, every ``every_epochs`` epochs, right after SVB when composed
@@ -104,18 +104,10 @@ class BoundedBatchNorm(Method):
         mode: str = "bbn",
         fixed_point: bool = False,
     ) -> None:
-        if eps < 0:
-            raise ValueError(f"bbn: eps must be >= 0, got {eps}")
         if mode not in ("bbn", "rel"):
             raise ValueError(f"bbn: mode must be 'bbn' or 'rel', got {mode!r}")
-        if every_epochs < 1 or (every_steps is not None and every_steps < 1):
-            raise ValueError("bbn: every_epochs and every_steps must be >= 1")
-        self.eps, self.every_epochs, self.every_steps = float(eps), int(every_epochs), every_steps
+        self._init_schedule(eps, every_epochs, every_steps)
         self.mode, self.fixed_point = mode, bool(fixed_point)
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return 1.0 / (1.0 + self.eps), 1.0 + self.eps
 
     @torch.no_grad()
     def apply(self, model: nn.Module, fixed_point: bool | None = None) -> None:
@@ -125,14 +117,6 @@ class BoundedBatchNorm(Method):
             scale = bn_scale(bn, self.mode).double()
             r = bn.weight.detach().double() / scale
             bn.weight.copy_((bound_ratios(r, 1.0 + self.eps, fp) * scale).to(bn.weight.dtype))
-
-    def after_step(self, model: nn.Module, step: int) -> None:
-        if self.every_steps is not None and (step + 1) % self.every_steps == 0:
-            self.apply(model)
-
-    def after_epoch(self, model: nn.Module, epoch: int) -> None:
-        if self.every_steps is None and epoch % self.every_epochs == 0:
-            self.apply(model)
 
     def finalize(self, model: nn.Module) -> list[dict[str, Any]]:
         self.apply(model, fixed_point=True)

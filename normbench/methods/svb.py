@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from normbench.methods import register_method
-from normbench.methods.base import Method
+from normbench.methods.base import BoundingMethod
 
 _KINDS = {"conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d), "linear": (nn.Linear,)}
 
@@ -63,7 +63,7 @@ def singular_values(weight: torch.Tensor) -> torch.Tensor:
 
 
 @register_method
-class SingularValueBounding(Method):
+class SingularValueBounding(BoundingMethod):
     """SVB: clip the singular values of every conv (reshaped) and FC weight into ``[1/(1+eps), 1+eps]``.
 
     Hook point: **per epoch** (``after_epoch``, every ``every_epochs`` epochs; the paper's "after every epoch")
@@ -87,19 +87,11 @@ class SingularValueBounding(Method):
         init: str = "orthogonal",
         layers: str = "conv+linear",
     ) -> None:
-        if eps < 0:
-            raise ValueError(f"svb: eps must be >= 0, got {eps}")
         if init not in ("orthogonal", "none"):
             raise ValueError(f"svb: init must be 'orthogonal' or 'none', got {init!r}")
-        if every_epochs < 1 or (every_steps is not None and every_steps < 1):
-            raise ValueError("svb: every_epochs and every_steps must be >= 1")
         weight_layers(nn.Module(), layers)  # validates the layer selection
-        self.eps, self.every_epochs, self.every_steps = float(eps), int(every_epochs), every_steps
+        self._init_schedule(eps, every_epochs, every_steps)
         self.init, self.layers = init, layers
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return 1.0 / (1.0 + self.eps), 1.0 + self.eps
 
     def attach(self, model: nn.Module) -> None:
         if self.init == "orthogonal":
@@ -113,14 +105,6 @@ class SingularValueBounding(Method):
         lo, hi = self.bounds
         for _, m in weight_layers(model, self.layers):
             m.weight.copy_(bound_singular_values(m.weight, lo, hi))
-
-    def after_step(self, model: nn.Module, step: int) -> None:
-        if self.every_steps is not None and (step + 1) % self.every_steps == 0:
-            self.apply(model)
-
-    def after_epoch(self, model: nn.Module, epoch: int) -> None:
-        if self.every_steps is None and epoch % self.every_epochs == 0:
-            self.apply(model)
 
     def finalize(self, model: nn.Module) -> list[dict[str, Any]]:
         self.apply(model)

@@ -86,3 +86,20 @@ def init_he(model: nn.Module) -> None:
         elif isinstance(mod, nn.BatchNorm2d):
             nn.init.ones_(mod.weight)
             nn.init.zeros_(mod.bias)
+
+
+class PreActClassifier:
+    """Mixin for pre-activation networks: the final BN-ReLU, global average pooling and the classifier ``fc``.
+
+    ``logits = fc(pool(ReLU(BN(x))))``; adaptive pooling makes any input size work. The layers stay direct
+    attributes (``bn``, ``relu``, ``pool``, ``fc``) so state-dict names are those of the papers' code.
+    """
+
+    def _init_classifier(self, channels: int, num_classes: int) -> None:
+        self.bn = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=False)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def classify(self, out: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.relu(self.bn(out))), 1))

@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from normbench.models.layers import Block, conv1x1, conv3x3, init_he
+from normbench.models.layers import Block, PreActClassifier, conv1x1, conv3x3, init_he
 
 __all__ = ["PreActBottleneck", "PreActResNet", "conv1x1", "conv3x3", "init_he"]
 
@@ -87,7 +87,7 @@ class PreActBottleneck(Block):
         return identity + out
 
 
-class PreActResNet(nn.Module):
+class PreActResNet(PreActClassifier, nn.Module):
     """Pre-activation bottleneck ResNet (``skip=True``) or Plain network (``skip=False``) of depth 9m + 2.
 
     ``widths``: bottleneck (3x3) widths of the three stages; ``out_widths``: block outputs (default
@@ -125,13 +125,8 @@ class PreActResNet(nn.Module):
                 )
                 c_in = c_out
         self.blocks = nn.Sequential(*blocks)
-        self.bn = nn.BatchNorm2d(c_in)
-        self.relu = nn.ReLU(inplace=False)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c_in, num_classes)
+        self._init_classifier(c_in, num_classes)
         init_he(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.blocks(self.conv1(x))
-        out = self.pool(self.relu(self.bn(out)))
-        return self.fc(torch.flatten(out, 1))
+        return self.classify(self.blocks(self.conv1(x)))

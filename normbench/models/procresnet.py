@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from normbench.models.layers import Block, ProjectedConv2d, init_he
+from normbench.models.layers import Block, PreActClassifier, ProjectedConv2d, init_he
 from normbench.models.preact import PreActBottleneck
 
 
@@ -59,7 +59,7 @@ class ProcTransition(Block):
         return self.block(self.proj(x))
 
 
-class ProcResNet(nn.Module):
+class ProcResNet(PreActClassifier, nn.Module):
     """ProcResNet of depth 9m + 4 (pre-activation, or EraseReLU blocks with ``erase_relu=True``)."""
 
     def __init__(
@@ -86,10 +86,7 @@ class ProcResNet(nn.Module):
                     block = ProcTransition(proj, block)
                 blocks.append(block)
         self.blocks = nn.Sequential(*blocks)
-        self.bn = nn.BatchNorm2d(outs[-1])
-        self.relu = nn.ReLU(inplace=False)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(outs[-1], num_classes)
+        self._init_classifier(outs[-1], num_classes)
         init_he(self)
         for conv in self.projected_convs():
             nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="linear")
@@ -99,6 +96,4 @@ class ProcResNet(nn.Module):
         return [m for m in self.modules() if isinstance(m, ProjectedConv2d)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.blocks(self.stem(x))
-        out = self.pool(self.relu(self.bn(out)))
-        return self.fc(torch.flatten(out, 1))
+        return self.classify(self.blocks(self.stem(x)))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from normbench.models.layers import Block, conv1x1, conv3x3, init_he
+from normbench.models.layers import Block, PreActClassifier, conv1x1, conv3x3, init_he
 
 
 class PreActBasicBlock(Block):
@@ -49,7 +49,7 @@ class PreActBasicBlock(Block):
         return out + (x if self.shortcut is None else self.shortcut(pre))
 
 
-class PreActBasicResNet(nn.Module):
+class PreActBasicResNet(PreActClassifier, nn.Module):
     """Pre-activation basic-block ResNet with ``n`` blocks per stage and stage widths ``widths``."""
 
     def __init__(
@@ -73,16 +73,11 @@ class PreActBasicResNet(nn.Module):
                 blocks.append(PreActBasicBlock(c_in, width, stride, dropout))
                 c_in = width
         self.blocks = nn.Sequential(*blocks)
-        self.bn = nn.BatchNorm2d(c_in)
-        self.relu = nn.ReLU(inplace=False)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c_in, num_classes)
+        self._init_classifier(c_in, num_classes)
         init_he(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.blocks(self.conv1(x))
-        out = self.pool(self.relu(self.bn(out)))
-        return self.fc(torch.flatten(out, 1))
+        return self.classify(self.blocks(self.conv1(x)))
 
 
 def wide_resnet(
