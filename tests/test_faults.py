@@ -586,7 +586,10 @@ def _config_file(tmp_path: Path, raw: dict) -> Path:
         (lambda c: c.update(container=["a.sif"]), "container: ['a.sif'] is not of type 'string'"),
         (lambda c: c["resources"].update(gpus="one"), "resources.gpus: 'one' is not of type 'integer'"),
         (lambda c: c["experiments"]["gap"].update(epoch=3), "'epoch' was unexpected"),
-        (lambda c: c.update(result_dir="x"), "<top level>: 'result_dir' does not match"),
+        (
+            lambda c: c.update(result_dir="x"),
+            "<top level>: Additional properties are not allowed ('result_dir' was unexpected)",
+        ),
         (lambda c: c["experiments"]["gap"]["optimizer"].update(nme="sgd"), "'nme' was unexpected"),
         (lambda c: c["experiments"]["gap"].update(models=["resnet9000"]), "experiments.gap.models"),
         (lambda c: c["experiments"]["gap"].update(methods=["procrustez"]), "experiments.gap.methods"),
