@@ -18,6 +18,25 @@ def copy_workflow(dest: Path, extra: tuple[str, ...] = ()) -> None:
         shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("*.sif", "*.log"))
 
 
+def epoch_records(train: list[float], test: list[float], step_seconds: float = 0.1) -> list[dict]:
+    """Hand-made ``kind: epoch`` records with these train/test errors (%), as the trainer writes them."""
+    return [
+        {
+            "kind": "epoch",
+            "epoch": i + 1,
+            "train_error": a,
+            "test_error": b,
+            "train_loss": 1.0,
+            "test_loss": 1.0,
+            "lr": 0.1,
+            "seconds": 1.0,
+            "steps": 10,
+            "step_seconds": step_seconds,
+        }
+        for i, (a, b) in enumerate(zip(train, test))
+    ]
+
+
 TINY_EXPERIMENT = {
     "reproduces": ["zaeemzadeh2020/table1"],
     "dataset": "digits",

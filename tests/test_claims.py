@@ -6,6 +6,7 @@ import random
 
 import pytest
 import yaml
+from conftest import epoch_records
 
 from normbench.claims import (
     METRICS,
@@ -22,24 +23,6 @@ from normbench.report import build_report
 from normbench.runs import Run, append_record, load_runs, summarize
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def _epochs(train, test, step_seconds=0.1):
-    return [
-        {
-            "kind": "epoch",
-            "epoch": i + 1,
-            "train_error": a,
-            "test_error": b,
-            "train_loss": 1.0,
-            "test_loss": 1.0,
-            "lr": 0.1,
-            "seconds": 1.0,
-            "steps": 10,
-            "step_seconds": step_seconds,
-        }
-        for i, (a, b) in enumerate(zip(train, test))
-    ]
 
 
 def _blocks(ratios, transition=None, stem=False):
@@ -81,7 +64,7 @@ class Runs:
         empty=False,
     ):
         train_errors = train_errors if train_errors is not None else [1.0] * len(errors)
-        records = [] if empty else _epochs(train_errors, errors, step_seconds)
+        records = [] if empty else epoch_records(train_errors, errors, step_seconds)
         if diverged_at is not None:
             records = records[: diverged_at - 1]
             records.append({"kind": "diverged", "epoch": diverged_at, "iteration": 7, "reason": "nan"})
@@ -841,7 +824,7 @@ def test_shipped_claims_without_runs_are_all_not_run():
 
 def _synthetic_records(rng, cfg):
     """Two epochs of plausible numbers and every probe the claims read."""
-    records = _epochs([rng.uniform(1, 5), rng.uniform(1, 5)], [rng.uniform(5, 10), rng.uniform(5, 10)])
+    records = epoch_records([rng.uniform(1, 5), rng.uniform(1, 5)], [rng.uniform(5, 10), rng.uniform(5, 10)])
     for epoch in (0, 1, 2):
         records.append(
             {

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import yaml
+from conftest import epoch_records
 
 from normbench.cli import main
 from normbench.compare import compare, compare_one
@@ -13,24 +14,8 @@ from normbench.runs import Run, append_record, load_runs, summarize
 from normbench.tables import aggregate, write_tables
 
 
-def _records(train, test):
-    return [
-        {
-            "kind": "epoch",
-            "epoch": i + 1,
-            "train_error": a,
-            "test_error": b,
-            "train_loss": 1.0,
-            "test_loss": 1.0,
-            "lr": 0.1,
-            "seconds": 1.0,
-        }
-        for i, (a, b) in enumerate(zip(train, test))
-    ]
-
-
 def _run(tmp_path, seed, gaps, dataset="cifar10", epochs=None, model="plain20", diverged=False):
-    records = _records([10.0] * len(gaps), [10.0 + g for g in gaps])
+    records = epoch_records([10.0] * len(gaps), [10.0 + g for g in gaps])
     if diverged:
         records = [{"kind": "diverged", "epoch": 1, "iteration": 3, "reason": "nan"}]
     config = {
@@ -51,7 +36,7 @@ def _run(tmp_path, seed, gaps, dataset="cifar10", epochs=None, model="plain20", 
 
 
 def test_summary_gap_mean_and_max():
-    s = summarize(_records([10, 5, 2], [20, 9, 8]))
+    s = summarize(epoch_records([10, 5, 2], [20, 9, 8]))
     assert s["gap_mean"] == pytest.approx((10 + 4 + 6) / 3) and s["gap_max"] == 10
     assert s["final_test_error"] == 8 and s["best_test_error"] == 8 and not s["diverged"]
 
@@ -259,7 +244,7 @@ def test_relative_metrics_against_their_baseline(tmp_path):
         cfg = json.loads((path.parent / "config.json").read_text())
         cfg.update(method=method, optimizer={"name": "sgd"})
         (path.parent / "config.json").write_text(json.dumps(cfg))
-        rec = {**_records([10.0], [11.0])[0], "steps": 10, "step_seconds": seconds / 10}
+        rec = epoch_records([10.0], [11.0], step_seconds=seconds / 10)[0]
         path.write_text(json.dumps(rec) + "\n")
         return path
 
