@@ -71,9 +71,9 @@ from statistics import mean, median, stdev
 from typing import Any
 
 import pandas as pd
-from tabulate import tabulate
 
-from normbench.compare import VERDICTS, run_matches
+from normbench.compare import VERDICTS, run_matches, write_verdict_files
+from normbench.probes._common import as_float
 from normbench.references import CHECKS, Claim
 from normbench.runs import Run
 
@@ -202,14 +202,6 @@ def _baseline(subject: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- per-run numbers
 
 
-def _num(x: Any) -> float:
-    """A JSON number or one of the strings "inf", "-inf", "nan" (``normbench.probes.json_safe``)."""
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _probe_records(run: Run, name: str) -> list[dict[str, Any]]:
     return [r for r in run.records if r.get("kind") == "probe" and name in (r.get("probes") or {})]
 
@@ -246,17 +238,17 @@ def series_points(
     if metric == "grad_norm_ratio":
         recs = [r for r in _probe_records(run, "grad_norm_ratio") if _in_epochs(r["epoch"], epochs)]
         return [
-            [_num(b.get("ratio")) for b in _select_blocks(r["probes"]["grad_norm_ratio"], blocks)]
+            [as_float(b.get("ratio")) for b in _select_blocks(r["probes"]["grad_norm_ratio"], blocks)]
             for r in recs
         ]
     if metric == "weight_correlation":
         recs = [r for r in _probe_records(run, "weight_correlation") if _in_epochs(r["epoch"], epochs)]
-        return [[_num(r["probes"]["weight_correlation"].get("mean"))] for r in recs]
+        return [[as_float(r["probes"]["weight_correlation"].get("mean"))] for r in recs]
     if metric == "error_moment_ratio":
         recs = [r for r in _probe_records(run, "backward_moments") if _in_epochs(r["epoch"], epochs)]
         if any(r["epoch"] > 0 for r in recs):
             recs = [r for r in recs if r["epoch"] > 0]
-        return [[_num(r["probes"]["backward_moments"].get("ratio_bottom_to_top"))] for r in recs]
+        return [[as_float(r["probes"]["backward_moments"].get("ratio_bottom_to_top"))] for r in recs]
     probe = {
         "weight_singular_values": "singular_values",
         "weight_condition_number": "weight_condition",
@@ -270,13 +262,13 @@ def series_points(
         return []
     last = recs[-1]["probes"][probe]
     if metric == "weight_singular_values":
-        return [[_num(v) for layer in last for v in layer.get("singular_values", [])]]
+        return [[as_float(v) for layer in last for v in layer.get("singular_values", [])]]
     if metric == "first_layer_activation_range":
         if not last:
             return []
         first = min(last, key=lambda layer: layer.get("layer_index") or 0)
-        return [[_num(first.get("range"))]]
-    return [[_num(layer.get("kappa")) for layer in last]]
+        return [[as_float(first.get("range"))]]
+    return [[as_float(layer.get("kappa")) for layer in last]]
 
 
 def reduce_points(points: list[list[float]], aggregate: str) -> float:
@@ -330,15 +322,15 @@ def run_value(
     """One number per run for ``metric`` (NaN when the run diverged before it or did not record it)."""
     s = run.summary
     if metric in SUMMARY_METRICS:
-        return _num(s.get(metric))
+        return as_float(s.get(metric))
     if metric == "gap_fluctuation":
-        return _num(s.get("gap_max")) - _num(s.get("gap_mean"))
+        return as_float(s.get("gap_max")) - as_float(s.get("gap_mean"))
     if metric == "train_accuracy":
-        return 100.0 - _num(s.get("final_train_error"))
+        return 100.0 - as_float(s.get("final_train_error"))
     if metric == "test_accuracy":
-        return 100.0 - _num(s.get("final_test_error"))
+        return 100.0 - as_float(s.get("final_test_error"))
     if metric == "diverged_epoch":
-        return _num(s.get("diverged_epoch"))
+        return as_float(s.get("diverged_epoch"))
     if metric == "train_time_overhead":
         if not baseline_seconds or not math.isfinite(baseline_seconds):
             return math.nan
@@ -985,31 +977,21 @@ def _verdict_text(row: Mapping[str, Any]) -> str:
 
 def write_claims(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """``claims.csv`` (machine), ``claims.md`` (human) and ``claims.json`` in ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     df = df.reindex(columns=COLUMNS)
-    df.to_csv(out_dir / "claims.csv", index=False)
     records = json.loads(df.to_json(orient="records"))
     for r in records:
         r["comparisons"] = json.loads(r["comparisons"] or "[]")
-    (out_dir / "claims.json").write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n")
-    counts = claim_verdict_counts(df)
-    headers, rows = display_rows(df)
-    md = [
+    legend = [
         "# Qualitative claims of the papers",
         "",
         "Verdicts: REPRODUCED (the claim holds on our runs), DEVIATES (it fails), INCONCLUSIVE (too few",
         "runs, or the 2-standard-error interval covers both outcomes), PROXY (our protocol differs from the",
         "claim's: never a reproduction; whether the claim holds on the proxy runs is in brackets), NOT RUN",
         "(some subject has no run). Rules per check: `normbench.claims` and `docs/references.md`.",
-        "",
-        tabulate(counts.values.tolist(), headers=list(counts.columns), tablefmt="github"),
-        "",
-        tabulate(rows, headers=headers, tablefmt="github"),
-        "",
     ]
-    (out_dir / "claims.md").write_text("\n".join(md), encoding="utf-8")
-    return [out_dir / f"claims.{ext}" for ext in ("csv", "md", "json")]
+    return write_verdict_files(
+        out_dir, "claims", df, records, legend, claim_verdict_counts(df), display_rows(df)
+    )
 
 
 def strict_failures(df: pd.DataFrame) -> pd.DataFrame:

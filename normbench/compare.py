@@ -384,28 +384,46 @@ def verdict_counts(df: pd.DataFrame) -> pd.DataFrame:
     return counts.reset_index()
 
 
-def write_comparison(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """``comparison.csv`` (machine), ``comparison.md`` (human) and ``comparison.json`` in ``out_dir``."""
+def write_verdict_files(
+    out_dir: str | Path,
+    stem: str,
+    df: pd.DataFrame,
+    records: list[dict[str, Any]],
+    legend: list[str],
+    counts: pd.DataFrame,
+    table: tuple[list[str], list[list[str]]],
+) -> list[Path]:
+    """``<stem>.csv`` (the frame), ``<stem>.json`` (``records``) and ``<stem>.md`` (``legend``, the verdict
+    ``counts``, then the human-readable ``table`` as (headers, rows)) in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out_dir / "comparison.csv", index=False)
-    records = json.loads(df.to_json(orient="records"))
-    (out_dir / "comparison.json").write_text(json.dumps(records, indent=1) + "\n")
-    headers, rows = display_rows(df)
-    counts = verdict_counts(df)
+    df.to_csv(out_dir / f"{stem}.csv", index=False)
+    (out_dir / f"{stem}.json").write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n")
+    headers, rows = table
     md = [
-        "# Comparison with the papers",
-        "",
-        "Verdicts: REPRODUCED, DEVIATES, INCONCLUSIVE (fewer than 2 runs), PROXY (our protocol differs from",
-        "the paper's: never a reproduction), NOT RUN. Rule per row: see `normbench.compare`.",
+        *legend,
         "",
         tabulate(counts.values.tolist(), headers=list(counts.columns), tablefmt="github"),
         "",
         tabulate(rows, headers=headers, tablefmt="github"),
         "",
     ]
-    (out_dir / "comparison.md").write_text("\n".join(md))
-    return [out_dir / f"comparison.{ext}" for ext in ("csv", "md", "json")]
+    (out_dir / f"{stem}.md").write_text("\n".join(md), encoding="utf-8")
+    return [out_dir / f"{stem}.{ext}" for ext in ("csv", "md", "json")]
+
+
+def write_comparison(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """``comparison.csv`` (machine), ``comparison.md`` (human) and ``comparison.json`` in ``out_dir``."""
+    legend = [
+        "# Comparison with the papers",
+        "",
+        "Verdicts: REPRODUCED, DEVIATES, INCONCLUSIVE (fewer than 2 runs), PROXY (our protocol differs from",
+        "the paper's: never a reproduction), NOT RUN. Rule per row: see `normbench.compare`.",
+    ]
+    records = json.loads(df.to_json(orient="records"))
+    return write_verdict_files(
+        out_dir, "comparison", df, records, legend, verdict_counts(df), display_rows(df)
+    )
 
 
 def strict_failures(df: pd.DataFrame) -> pd.DataFrame:

@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from normbench.probes._common import as_float  # noqa: E402
 from normbench.runs import Run  # noqa: E402
 
 
@@ -41,10 +42,6 @@ def probe_records(runs: list[Run], name: str):
         for rec in run.records:
             if rec.get("kind") == "probe" and name in rec.get("probes", {}):
                 yield run, rec["epoch"], rec["probes"][name]
-
-
-def _num(x) -> float:
-    return float("inf") if x == "inf" else float("nan") if x in ("nan", None) else float(x)
 
 
 def last_probe(runs: list[Run], name: str):
@@ -78,7 +75,7 @@ def plot_grad_norm_ratio(runs: list[Run], out_stem: Path, title: str) -> list[Pa
             "epoch": e,
             "block": b["index"],
             "transition": "transition" if b["transition"] else "non-transition",
-            "ratio": _num(b["ratio"]),
+            "ratio": as_float(b["ratio"]),
         }
         for r, e, res in probe_records(runs, "grad_norm_ratio")
         for b in res
@@ -135,7 +132,7 @@ def _epoch_series(
 
 def plot_backward_moments(runs, out_stem, title):
     def first_over_last(res):
-        q = [_num(v) for v in res["q"]]
+        q = [as_float(v) for v in res["q"]]
         return q[0] / q[-1] if q and q[-1] > 0 else float("nan")
 
     return _epoch_series(
@@ -153,7 +150,7 @@ def plot_weight_correlation(runs, out_stem, title):
     return _epoch_series(
         runs,
         "weight_correlation",
-        lambda res: _num(res["mean"]),
+        lambda res: as_float(res["mean"]),
         "mean filter correlation (Xie Eq. 8)",
         out_stem,
         f"{title}: weight correlation",
@@ -162,7 +159,7 @@ def plot_weight_correlation(runs, out_stem, title):
 
 def plot_singular_values(runs, out_stem, title, name="singular_values"):
     rows = [
-        {"variant": variant(r), "singular value": _num(sv)}
+        {"variant": variant(r), "singular value": as_float(sv)}
         for r, res in last_probe(runs, name)
         for layer in res
         for sv in layer["singular_values"]
@@ -188,7 +185,7 @@ def plot_singular_values(runs, out_stem, title, name="singular_values"):
 
 def _per_layer(runs, name, key, ylabel, out_stem, title, log=True) -> list[Path]:
     rows = [
-        {"variant": variant(r), "seed": r.config["seed"], "layer": i, "value": _num(layer[key])}
+        {"variant": variant(r), "seed": r.config["seed"], "layer": i, "value": as_float(layer[key])}
         for r, res in last_probe(runs, name)
         for i, layer in enumerate(res)
     ]
@@ -232,9 +229,9 @@ def plot_distribution(runs, out_stem, title, name):
                 {
                     "variant": variant(r),
                     "layer": layer["layer_index"],
-                    "median": _num(q.get(0.5)),
-                    "q05": _num(q.get(0.05)),
-                    "q95": _num(q.get(0.95)),
+                    "median": as_float(q.get(0.5)),
+                    "q05": as_float(q.get(0.05)),
+                    "q95": as_float(q.get(0.95)),
                 }
             )
     df = pd.DataFrame(rows)

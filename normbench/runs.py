@@ -22,10 +22,15 @@ from statistics import mean
 from typing import Any
 
 
+def record_line(record: dict[str, Any]) -> str:
+    """One line of a metrics log: the record as canonical JSON (sorted keys)."""
+    return json.dumps(record, sort_keys=True) + "\n"
+
+
 def append_record(path: str | Path, record: dict[str, Any]) -> None:
     """Append one JSON line and make it durable (flush + fsync) before returning."""
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.write(record_line(record))
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -40,7 +40,7 @@ from normbench.methods import build_method
 from normbench.models import build_model
 from normbench.probes import record_probes
 from normbench.provenance import provenance
-from normbench.runs import append_record, write_json_atomic
+from normbench.runs import append_record, record_line, write_json_atomic
 
 
 def select_device(name: str) -> torch.device:
@@ -183,7 +183,7 @@ def train_run(
     elif state is not None:
         log(f"{resume_path}: written for another configuration; starting afresh")
     # The log always restarts from what the checkpoint holds (append-only from there on).
-    metrics_path.write_text("".join(_jsonl(r) for r in records))
+    metrics_path.write_text("".join(record_line(r) for r in records))
     probes = cfg["probes"]
     pbatch = probe_batch(data, probes["batch"], device) if probes["names"] else None
     if pbatch is not None and start_epoch == 1:
@@ -300,9 +300,3 @@ def train_run(
     for p in (resume_path, resume_path.with_name(resume_path.name + ".prev")):
         p.unlink(missing_ok=True)
     return {k: v for k, v in final.items() if k != "model"}
-
-
-def _jsonl(record: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(record, sort_keys=True) + "\n"

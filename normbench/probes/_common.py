@@ -328,6 +328,15 @@ def json_safe(obj: Any) -> Any:
     raise TypeError(f"cannot make {type(obj).__name__} JSON-safe")
 
 
+def as_float(x: Any) -> float:
+    """One probe value read back from a log as a float: a JSON number or one of the strings of
+    :data:`NONFINITE` (written by :func:`json_safe`); ``None`` or anything unreadable is NaN."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def from_json_safe(obj: Any) -> Any:
     """Inverse of :func:`json_safe` for the float encoding: ``"inf"``/``"-inf"``/``"nan"`` -> floats."""
     if isinstance(obj, str) and obj in NONFINITE:
