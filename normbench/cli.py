@@ -30,7 +30,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     data = load_dataset(args.dataset, args.root, download=args.download, image_size=args.image_size)
     save_prepared(data, args.out)
     print(
-        f"{args.dataset}: {len(data.train_y)} train / {len(data.test_y)} test images, "
+        f"{args.dataset}: {data.num_train} train / {data.num_test} test images, "
         f"{data.channels}x{data.image_size}x{data.image_size}, {data.num_classes} classes -> {args.out}"
     )
     return 0
@@ -69,10 +69,13 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
-    from normbench.figures import plot_curves
+    from normbench.figures import FIGURES
     from normbench.probe_figures import PROBE_FIGURES
     from normbench.runs import load_runs
 
+    if args.figure not in FIGURES:
+        raise ValueError(f"unknown figure {args.figure!r}; valid: {', '.join(FIGURES)}")
+    layout = json.loads(args.layout) if args.layout else None
     runs = load_runs(args.runs)
     for exp in dict.fromkeys(r.config["experiment"] for r in runs):
         sub = [r for r in runs if r.config["experiment"] == exp]
@@ -82,9 +85,29 @@ def cmd_figures(args: argparse.Namespace) -> int:
                 raise ValueError(f"unknown probe {args.probe!r}; valid: {', '.join(PROBE_FIGURES)}")
             paths = PROBE_FIGURES[args.probe](sub, out / args.probe, exp)
         else:
-            paths = plot_curves(sub, out / "curves", title=exp)
+            paths = FIGURES[args.figure](sub, out / args.figure, exp, layout)
         for path in paths:
             print(path)
+    return 0
+
+
+def cmd_fig2(args: argparse.Namespace) -> int:
+    from normbench.config import RunSpec, load_config
+    from normbench.fig2 import default_out, grid_run, grid_run_config
+
+    if args.spec:
+        cfg, out = json.loads(args.spec), args.out
+    else:
+        if not (args.config and args.experiment and args.seed is not None):
+            raise SystemExit("normbench fig2: give --spec, or --config with --experiment and --seed")
+        config = load_config(args.config)
+        spec = RunSpec(args.experiment, args.model, args.method, args.seed)
+        cfg = grid_run_config(config, spec)
+        out = args.out or default_out(config, spec)
+    if not out:
+        raise SystemExit("normbench fig2: --out is required with --spec")
+    result = grid_run(cfg, out, data_path=args.data)
+    print(f"{out}: {result['status']}, {result['cells']} grid cells")
     return 0
 
 
@@ -120,6 +143,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(bad_claims[["id", "measured"]].to_string(index=False), file=sys.stderr)
             status = 1
         return status
+    return 0
+
+
+def cmd_paper_tables(args: argparse.Namespace) -> int:
+    from normbench.paper_tables import write_all
+    from normbench.references import load_references
+
+    for path in write_all(args.comparison, args.out, load_references(args.references or None)):
+        print(path)
     return 0
 
 
@@ -203,14 +235,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
-    p = sub.add_parser("data", help="prepare a data set as uint8 tensors (digits, mnist, cifar10, cifar100)")
+    p = sub.add_parser(
+        "data",
+        help="prepare a data set: uint8 tensors (digits, mnist, cifar10, cifar100) or an image-folder "
+        "manifest (imagenet: <root>/imagenet/{train,val}/<class>/<image>)",
+    )
     p.add_argument("--dataset", required=True)
-    p.add_argument("--root", default="data", help="torchvision data root (default: data)")
+    p.add_argument("--root", default="data", help="data root (default: data)")
     p.add_argument(
         "--download", action="store_true", help="allow torchvision to download (checksums verified)"
     )
     p.add_argument(
-        "--image-size", type=int, default=None, help="digits only: resize to this size (default 16)"
+        "--image-size",
+        type=int,
+        default=None,
+        help="digits: resize to this size (default 16); imagenet: crop size (default 224)",
     )
     p.add_argument("--out", required=True, help="prepared file to write (.pt)")
     p.set_defaults(func=cmd_data)
@@ -244,13 +283,40 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "figures",
         help="draw training curves or a probe's figure (PNG and PDF) from run logs",
-        description="Writes <out-dir>/<experiment>/curves.{png,pdf}, or with --probe NAME the "
-        "figure of that probe's records, <out-dir>/<experiment>/<NAME>.{png,pdf}.",
+        description="Writes <out-dir>/<experiment>/<FIGURE>.{png,pdf}: the training curves (curves, laid out "
+        "by --layout) or Zaeemzadeh Fig. 2's heat maps of a Fig. 2 study (fig2_grid, with its .csv); or with "
+        "--probe NAME the figure of that probe's records, <out-dir>/<experiment>/<NAME>.{png,pdf}.",
     )
     _add_runs_arg(p)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--probe", help="draw this probe's figure instead of the training curves")
+    p.add_argument("--figure", default="curves", help="curves (default) or fig2_grid")
+    p.add_argument(
+        "--layout",
+        help='the curves\' layout as JSON, the experiment\'s figure: block, e.g. \'{"panels": "depth", "spread": '
+        '"range"}\' (see normbench.figures.LAYOUT_DEFAULTS)',
+    )
     p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser(
+        "fig2",
+        help="run one Zaeemzadeh Fig. 2 study run: every (c, d) cell of the experiment's grid, one method and seed",
+        description="Train the 3-layer network of every (c, d) cell of a Fig. 2 study experiment (one with a "
+        "grid:) with one method and seed, and write the run folder (config.json, provenance.json, "
+        "metrics.jsonl with the ratio of every cell). Either --spec (as the workflow passes it) or --config "
+        "with --experiment/--method/--seed.",
+    )
+    p.add_argument("--spec", help="resolved run config with its grid (JSON)")
+    p.add_argument("--config", help="workflow config YAML")
+    p.add_argument("--experiment")
+    p.add_argument("--model", default="fig2_probe")
+    p.add_argument("--method", default="none")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--data", help="prepared data file from 'normbench data' (default: load the data set)")
+    p.add_argument(
+        "--out", help="run folder (default: <results>/<name>/runs/<experiment>/<model>/<method>/seed<k>)"
+    )
+    p.set_defaults(func=cmd_fig2)
 
     p = sub.add_parser(
         "compare",
@@ -266,6 +332,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--strict", action="store_true", help="exit 1 if any non-PROXY number or claim DEVIATES")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "paper-tables",
+        help="lay out comparison.json as the papers' own tables, and the same baseline across papers",
+        description="Read the rows 'normbench compare' wrote (comparison.json or .csv) and write, for every "
+        "reference table (run or not), <out>/<paper>/<table>.{md,csv,tex}: the paper's rows and columns, "
+        "each cell 'ours (paper X) verdict' (CSV: one line per cell). Also <out>/baselines.{md,csv,tex}: "
+        "a configuration (model, method, options, optimizer, data set, metric) that two or more papers "
+        "report, their numbers side by side with ours.",
+    )
+    p.add_argument("--comparison", required=True, help="comparison.json (or .csv) of 'normbench compare'")
+    p.add_argument("--out", required=True, help="output folder, e.g. results/smoke/paper_tables")
+    p.add_argument(
+        "--references", nargs="*", help="reference YAML files (default: all shipped with normbench)"
+    )
+    p.set_defaults(func=cmd_paper_tables)
 
     p = sub.add_parser("report", help="write the HTML report of a results folder")
     p.add_argument("--results", required=True, help="results folder of one configuration (results/<name>)")

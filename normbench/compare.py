@@ -4,17 +4,60 @@ Verdicts, checked in this order:
 
 - ``NOT RUN``: no run of this configuration reproduces the reference's table with its model and method.
 - ``PROXY``: runs exist but their protocol differs from the paper's (data set, epochs, or fewer seeds than the
-  paper's runs). Ours and the delta are shown for information, never called a reproduction.
-- ``INCONCLUSIVE``: protocol matches, but fewer than 2 finished runs, so no spread can be estimated.
-- ``REPRODUCED``: |ours - paper| <= tolerance.
-- ``DEVIATES``: |ours - paper| > tolerance.
+  paper's runs). Ours, the delta and the interval are shown for information, never called a reproduction.
+- Otherwise REPRODUCED, DEVIATES or INCONCLUSIVE by the rule below (:func:`decide`).
 
-Tolerance rule (stated per metric in :data:`TOLERANCE` and shown in every row):
-``tol = max(floor, k * s / sqrt(n))`` with ``s`` the sample std over our n runs and ``k = 2`` (about a 95%
-interval on our mean). The absolute floor stops a lucky low spread from failing a faithful run on a difference
-no paper reports digits for (errors are printed to 0.01 pp, but seed-to-seed spread on CIFAR is about
-0.1-0.3 pp). Statistics are compared like with like: the paper's mean over runs against our mean over runs,
-its best of n against our best of n, its max against our max.
+The rule. Our runs give an estimate ``ours`` of the statistic the paper printed (see *Like with like*) and its
+standard error ``SE``; with ``d = ours - paper``, ``u = k * SE`` (``k = 2``, about a 95% interval) and the
+metric's absolute floor ``f`` (:data:`TOLERANCE`, also the ``tolerance`` column):
+
+- ``REPRODUCED`` when ``|d| <= f`` and ``u <= f``: our estimate agrees within the floor, and it is precise
+  enough for that to mean something (our interval is no wider than the band ``[-f, f]``).
+- ``DEVIATES`` when ``|d| - u > f``: even the end of our interval nearest to the paper differs by more than the
+  floor, i.e. the interval ``[d - u, d + u]`` lies entirely outside the band.
+- ``INCONCLUSIVE`` otherwise, and with fewer than 2 runs (no spread can be estimated): the interval reaches
+  into the band but is wider than it (``u > f``: the spread covers both outcomes), or our estimate lies just
+  outside the band but its interval still reaches in. The row says about how many runs would decide it,
+  assuming the spread stays (``runs_to_decide``: ``u`` shrinks as ``1/sqrt(n)``).
+
+Why this rule, and not the simpler ones:
+
+- ``|d| <= max(f, k*SE)`` (this module's earlier rule) lets the tolerance grow with our spread, so a noisy run
+  (large s, few seeds) was called REPRODUCED *because* it was noisy. Here a wide interval gives INCONCLUSIVE.
+- ``[d - u, d + u]`` inside ``[-f, f]`` (a textbook equivalence test, TOST) would be symmetric, but the paper's
+  number is itself noisy (a mean of a few runs, or one run), and we do not know its spread. The floor is set
+  to absorb that: about twice the seed-to-seed std of the metric (0.5 pp for errors, where CIFAR seeds differ
+  by 0.1-0.3 pp, while papers print 0.01 pp). Asking our interval to fit inside the band as well would count
+  that noise twice and turn most faithful runs INCONCLUSIVE. So the point estimate decides REPRODUCED, and our
+  precision only has to match the band's scale.
+- A DEVIATES verdict is an accusation (and fails ``--strict``): it needs evidence, the whole interval outside
+  the band, not a point estimate just past the edge. Hence the asymmetry: an estimate at ``f + u/2`` is
+  INCONCLUSIVE, one at ``f - u/2`` REPRODUCED.
+
+One-sided references (``upper_bound``: ours <= paper, ``lower_bound``: ours >= paper) use the signed excess
+``e = d`` (resp. ``-d``) in place of ``|d|``; they are also REPRODUCED when the whole interval satisfies the
+bound (``e + u <= f``). A paper value given as "about" x widens the floor to ``max(f, 10% of x)``.
+
+Like with like (``estimator``, ``ours``, ``ours_se``):
+
+- ``mean``, ``unstated``, ``single``: our mean over our n runs, ``SE = s / sqrt(n)`` (``s`` the sample std).
+- ``best`` of n (lowest error, highest accuracy): with our m runs equal to the paper's n, our best of m. With
+  m != n, the expected best of n over our runs, ``Boo_n`` (Bajgar, Kadlec, Kleindienst, "A Boo(n) for
+  Evaluating Architecture Performance", ICML 2018): the mean, over resamples of n of our m runs drawn with
+  replacement, of the best of the resample. :func:`best_of_n` computes it exactly, as the limit of infinitely
+  many resamples (the i-th best of m is the best of the resample with probability ``((m-i+1)/m)^n -
+  ((m-i)/m)^n``), so it needs no random numbers; it also gives the std of that bootstrap distribution of
+  best-of-n draws (``best_of_n_std``): how much one best of n, such as the paper's, varies.
+- ``max``, ``median``: the same statistic over our runs.
+- ``best``, ``max``, ``median``: ``SE`` is the std of the estimator over :data:`BOOTSTRAP_RESAMPLES` bootstrap
+  resamples (m of our m runs, with replacement, fixed seed :data:`BOOTSTRAP_SEED`, so the comparison is
+  deterministic); for the best of m with m = n it is the ``best_of_n_std`` above, computed exactly.
+- ``std``: our sample std, ``SE = s / sqrt(2 (n - 1))`` (normal approximation).
+
+Numbers relative to a baseline (:func:`compare_relative`): an accuracy gain uses ``SE = sqrt(s_a^2/n_a +
+s_b^2/n_b)`` and the same rule; a time overhead is a point decision against its floor (one run per side is
+enough, and the device, not the seed, dominates its spread). Model quantities (parameter counts, depths) are
+deterministic: no runs, no interval.
 
 A reference printed '-' in the paper (``value: null``, e.g. Plain-164 in Zaeemzadeh Table 1, which diverges)
 is REPRODUCED when all our runs diverge too, DEVIATES when any converges.
@@ -26,18 +69,21 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import median, stdev
+from statistics import mean, stdev
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from normbench.references import Reference
 from normbench.runs import Run
-from normbench.tables import stats
+from normbench.tables import fmt_mean_std, stats
 
 VERDICTS = ("REPRODUCED", "DEVIATES", "INCONCLUSIVE", "PROXY", "NOT RUN")
 K_SE = 2.0
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -45,8 +91,10 @@ class Tolerance:
     floor: float
     higher_is_better: bool = False
 
-    def rule(self) -> str:
-        return f"|Δ| ≤ max({self.floor:g}, {K_SE:g}·s/√n)"
+    def rule(self, floor: float | None = None) -> str:
+        f = f"{self.floor if floor is None else floor:g}"
+        k = f"{K_SE:g}"
+        return f"REPRODUCED: |Δ| ≤ {f} and {k}·SE ≤ {f}; DEVIATES: |Δ| − {k}·SE > {f}"
 
 
 TOLERANCE: dict[str, Tolerance] = {
@@ -63,25 +111,117 @@ TOLERANCE: dict[str, Tolerance] = {
     "diverged_epoch": Tolerance(5.0),
 }
 DEFAULT_TOLERANCE = Tolerance(0.5)
-ABOUT = 0.1  # a number the paper gives as "about" x: our value within 10% of x (and the rule above)
+ABOUT = 0.1  # a number the paper gives as "about" x: the floor widens to 10% of x
 PARAMS_REL = 0.01  # parameter counts: within 1%, or rounding to the printed figure (as tests/test_models.py)
+COUNT_METRICS = frozenset({"depth", "residual_blocks", "transition_blocks", "modified_blocks"})
 
 
-def our_statistic(values: list[float], statistic: str, tol: Tolerance) -> float:
-    """Our runs summarised the way the paper summarised its runs (docs/references.md, statistics)."""
+def decide(d: float, half_width: float, floor: float, n: int, qualifier: str = "exact") -> str:
+    """The verdict of an estimate ``d = ours - paper`` with interval ``d ± half_width`` against the band
+    ``[-floor, floor]`` (module docstring): REPRODUCED, DEVIATES or INCONCLUSIVE. ``n`` is our number of runs.
+    """
+    if n < 2 or not (math.isfinite(d) and math.isfinite(half_width)):
+        return "INCONCLUSIVE"
+    excess = d if qualifier == "upper_bound" else -d if qualifier == "lower_bound" else abs(d)
+    if excess - half_width > floor:
+        return "DEVIATES"
+    if (excess <= floor and half_width <= floor) or excess + half_width <= floor:
+        return "REPRODUCED"
+    return "INCONCLUSIVE"
+
+
+def runs_to_decide(d: float, half_width: float, floor: float, n: int, qualifier: str = "exact") -> int | None:
+    """About how many runs would turn an INCONCLUSIVE verdict into another, if our estimate and spread stay:
+    the n at which ``half_width * sqrt(n_now / n)`` falls to the floor (estimate inside the band) or below the
+    estimate's distance past it (outside). ``None`` when fewer than 2 runs give no spread to extrapolate."""
+    if n < 2 or not (math.isfinite(d) and math.isfinite(half_width)) or half_width <= 0:
+        return None
+    excess = d if qualifier == "upper_bound" else -d if qualifier == "lower_bound" else abs(d)
+    gap = floor if excess <= floor else excess - floor
+    if gap <= 0:
+        return None
+    return max(n + 1, math.ceil(n * (half_width / gap) ** 2))
+
+
+def best_of_n(values: list[float], n: int, higher_is_better: bool = False) -> tuple[float, float]:
+    """(mean, std) of the best of ``n`` draws with replacement from ``values``: ``Boo_n`` and its spread.
+
+    Exact, the limit of the bootstrap over infinitely many resamples: sorted best first, the i-th value
+    (1-based) of m is the best of a resample when all n draws fall among the values from the i-th on but not
+    all from the (i+1)-th on, with probability ``((m-i+1)/m)^n - ((m-i)/m)^n``.
+    """
+    xs = np.sort(np.asarray(values, dtype=float))
+    if higher_is_better:
+        xs = xs[::-1]
+    w = _best_weights(len(xs), n)
+    m1 = float(w @ xs)
+    var = float(w @ (xs - m1) ** 2)
+    return m1, math.sqrt(max(var, 0.0))
+
+
+def _best_weights(m: int, n: int) -> np.ndarray:
+    rest = (m - np.arange(m, dtype=float)) / m  # share of values from the i-th (0-based) best on
+    return rest**n - np.append(rest[1:], 0.0) ** n
+
+
+def _bootstrap_se(values: list[float], estimator: Any) -> float:
+    """Std of ``estimator`` over resamples of len(values) of ``values`` with replacement (fixed seed)."""
+    xs = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    samples = xs[rng.integers(0, len(xs), size=(BOOTSTRAP_RESAMPLES, len(xs)))]
+    return float(np.std(estimator(samples), ddof=1))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Our runs summarised the way the paper summarised its runs, with the standard error of that summary."""
+
+    value: float
+    se: float
+    estimator: str
+    best_of_n_std: float = float("nan")
+
+
+def estimate(values: list[float], statistic: str, tol: Tolerance, paper_runs: int | None = None) -> Estimate:
+    """Our estimate of the paper's ``statistic`` from our per-run ``values`` (finite ones), see the module
+    docstring (*Like with like*) and docs/references.md (statistics)."""
+    m = len(values)
+    nan = float("nan")
     if not values:
-        return float("nan")
+        return Estimate(nan, nan, "no finished run")
     if statistic in ("mean", "single", "unstated"):
-        return sum(values) / len(values)
-    if statistic == "best":
-        return max(values) if tol.higher_is_better else min(values)
-    if statistic == "max":
-        return max(values)
-    if statistic == "median":
-        return median(values)
+        se = stdev(values) / math.sqrt(m) if m > 1 else nan
+        return Estimate(mean(values), se, f"mean of {m}")
     if statistic == "std":
-        return stdev(values) if len(values) > 1 else float("nan")
+        if m < 2:
+            return Estimate(nan, nan, "std of 1")
+        s = stdev(values)
+        return Estimate(s, s / math.sqrt(2 * (m - 1)), f"std of {m}")
+    if statistic == "best":
+        n = paper_runs or m
+        boo, spread = best_of_n(values, n, tol.higher_is_better)
+        if m < 2:
+            return Estimate(values[0], nan, "best of 1")
+        if n == m:  # our best of n; its standard error is the spread of one best of n, exactly
+            return Estimate(
+                max(values) if tol.higher_is_better else min(values), spread, f"best of {m}", spread
+            )
+        sign = -1.0 if tol.higher_is_better else 1.0
+        w = _best_weights(m, n)
+        se = _bootstrap_se(values, lambda s: (np.sort(sign * s, axis=1) * sign) @ w)
+        return Estimate(boo, se, f"Boo_{n}, expected best of {n} from {m} runs", spread)
+    if statistic in ("max", "median"):
+        fn = np.max if statistic == "max" else np.median
+        se = _bootstrap_se(values, lambda s: fn(s, axis=1)) if m > 1 else nan
+        return Estimate(float(fn(values)), se, f"{statistic} of {m}")
     raise ValueError(f"unknown statistic {statistic!r}")
+
+
+def our_statistic(
+    values: list[float], statistic: str, tol: Tolerance, paper_runs: int | None = None
+) -> float:
+    """Our runs summarised the way the paper summarised its runs (the value of :func:`estimate`)."""
+    return estimate(values, statistic, tol, paper_runs).value
 
 
 def protocol_differences(ref: Reference, runs: list[Run]) -> list[str]:
@@ -156,6 +296,7 @@ def model_metric(ref: Reference) -> float | None:
 
 
 def _row(ref: Reference, tol: Tolerance) -> dict[str, Any]:
+    nan = float("nan")
     return {
         "id": ref.id,
         "paper": ref.paper,
@@ -169,16 +310,23 @@ def _row(ref: Reference, tol: Tolerance) -> dict[str, Any]:
         "statistic": ref.statistic,
         "paper_value": ref.value,
         "paper_runs": ref.runs,
-        "ours": float("nan"),
-        "ours_mean": float("nan"),
-        "ours_std": float("nan"),
+        "ours": nan,  # our estimate of the paper's statistic (``estimator``)
+        "ours_mean": nan,
+        "ours_std": nan,
         "n": 0,
         "diverged": 0,
-        "delta": float("nan"),
-        "tolerance": float("nan"),
+        "delta": nan,  # ours - paper
+        "tolerance": nan,  # the floor f: the band [-f, f] around the paper's value
         "rule": tol.rule(),
         "verdict": "NOT RUN",
         "protocol_differences": "",
+        "estimator": "",
+        "ours_se": nan,  # standard error of ``ours``
+        "half_width": nan,  # K_SE * ours_se: the interval is delta ± half_width
+        "delta_low": nan,
+        "delta_high": nan,
+        "best_of_n_std": nan,  # statistic best: spread of one best-of-n draw (bootstrap)
+        "runs_to_decide": None,  # INCONCLUSIVE: about how many runs would decide, if the spread stays
     }
 
 
@@ -191,7 +339,24 @@ def _within(ours: float, ref: Reference, tolerance: float) -> bool:
     return abs(ours - ref.value) <= tolerance
 
 
+def _set_interval(row: dict[str, Any], ref: Reference, d: float, se: float, floor: float, n: int) -> str:
+    """Fill the interval columns of ``row`` and return the verdict of :func:`decide`."""
+    u = K_SE * se
+    verdict = decide(d, u, floor, n, ref.qualifier)
+    row.update(
+        delta=d,
+        tolerance=floor,
+        ours_se=se,
+        half_width=u,
+        delta_low=d - u,
+        delta_high=d + u,
+        runs_to_decide=runs_to_decide(d, u, floor, n, ref.qualifier) if verdict == "INCONCLUSIVE" else None,
+    )
+    return verdict
+
+
 def compare_model_metric(ref: Reference, row: dict[str, Any]) -> dict[str, Any]:
+    """Parameter counts and depths: deterministic numbers of the registry's model, no runs and no interval."""
     ours = model_metric(ref)
     if ours is None:
         row["rule"] = f"{ref.model!r} is not in the model registry"
@@ -206,6 +371,7 @@ def compare_model_metric(ref: Reference, row: dict[str, Any]) -> dict[str, Any]:
         delta=ours - ref.value,
         tolerance=tolerance,
         n=1,
+        estimator="the registry's model",
         rule="rounds to the printed count, or |Δ| ≤ 1%" if ref.metric == "params" else "Δ = 0",
         verdict="REPRODUCED" if _within(ours, ref, tolerance) else "DEVIATES",
     )
@@ -241,22 +407,27 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
     else:
         values = [r.summary.get(ref.metric, float("nan")) for r in runs]
         m, s, n = stats(values)
-        finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-        ours = our_statistic(finite, ref.statistic, tol)
-        tolerance = max(tol.floor, K_SE * s / math.sqrt(n)) if n >= 2 else float("nan")
+        finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+        est = estimate(finite, ref.statistic, tol, ref.runs)
+        floor = tol.floor
         if ref.qualifier == "about":
-            tolerance = max(tolerance, ABOUT * abs(ref.value))
-            row["rule"] = f"{tol.rule()}, or 10% (the paper says 'about')"
+            floor = max(floor, ABOUT * abs(ref.value))
+            row["rule"] = f"{tol.rule(floor)} (floor max({tol.floor:g}, 10%): the paper says 'about')"
         elif ref.qualifier in ("upper_bound", "lower_bound"):
-            row["rule"] = (
-                "ours ≤ paper" if ref.qualifier == "upper_bound" else "ours ≥ paper"
-            ) + " + tolerance"
-        row.update(ours=ours, ours_mean=m, ours_std=s, n=n, delta=ours - ref.value, tolerance=tolerance)
-        if n < 2 or not math.isfinite(ours):
-            verdict = "INCONCLUSIVE"
-        else:
-            verdict = "REPRODUCED" if _within(ours, ref, tolerance) else "DEVIATES"
+            sign = "ours − paper" if ref.qualifier == "upper_bound" else "paper − ours"
+            row["rule"] = f"one-sided, {sign} for Δ: {tol.rule()}"
+        row.update(
+            ours=est.value,
+            ours_mean=m,
+            ours_std=s,
+            n=n,
+            estimator=est.estimator,
+            best_of_n_std=est.best_of_n_std,
+        )
+        verdict = _set_interval(row, ref, est.value - ref.value, est.se, floor, n)
     row["verdict"] = "PROXY" if diffs else verdict
+    if diffs:
+        row["runs_to_decide"] = None
     return row
 
 
@@ -272,33 +443,36 @@ def compare_relative(
 ) -> dict[str, Any]:
     """A number relative to ``ref.baseline`` (overhead, gain): f(mean over our runs, mean over the baseline's).
 
-    Tolerance: the metric's floor (5 points for time overheads, which also depend on the device; 1 point for
-    accuracy gains). One run of each side suffices for timing; accuracy gains need 2 of each.
+    Floors: 5 points for time overheads, 1 point for accuracy gains. An accuracy gain (2 runs of each side at
+    least) has ``SE = sqrt(s_a^2/n_a + s_b^2/n_b)`` and the verdict of :func:`decide`; a time overhead is a
+    point decision against its floor (one run of each side suffices: the device dominates its spread).
     """
     key, combine, floor = RELATIVE[ref.metric]
-    row["rule"] = f"|Δ| ≤ {floor:g} (relative to {ref.baseline})"
+    timing = ref.metric == "train_time_overhead"
+    rule = Tolerance(floor).rule() if not timing else f"|Δ| ≤ {floor:g}"
+    row["rule"] = f"{rule} (relative to {ref.baseline})"
     if not runs or not baseline:
         row["rule"] += ": no baseline runs" if runs else ""
         return row
-    a, _, n_a = stats([r.summary.get(key, float("nan")) for r in runs])
-    b, _, n_b = stats([r.summary.get(key, float("nan")) for r in baseline])
+    a, s_a, n_a = stats([r.summary.get(key, float("nan")) for r in runs])
+    b, s_b, n_b = stats([r.summary.get(key, float("nan")) for r in baseline])
     diffs = protocol_differences(ref, runs)
     ours = combine(a, b) if n_a and n_b and b else float("nan")
+    n = min(n_a, n_b)
     row.update(
-        ours=ours,
-        ours_mean=ours,
-        n=min(n_a, n_b),
-        delta=ours - ref.value,
-        tolerance=floor,
-        protocol_differences="; ".join(diffs),
+        ours=ours, ours_mean=ours, n=n, protocol_differences="; ".join(diffs), estimator="difference of means"
     )
-    enough = min(n_a, n_b) >= (1 if ref.metric == "train_time_overhead" else 2)
-    verdict = (
-        "INCONCLUSIVE"
-        if not enough or not math.isfinite(ours)
-        else ("REPRODUCED" if _within(ours, ref, floor) else "DEVIATES")
-    )
+    d = ours - ref.value
+    if timing:
+        row.update(delta=d, tolerance=floor, estimator="ratio of mean epoch times")
+        ok = n >= 1 and math.isfinite(ours)
+        verdict = "INCONCLUSIVE" if not ok else ("REPRODUCED" if _within(ours, ref, floor) else "DEVIATES")
+    else:
+        se = math.sqrt(s_a**2 / n_a + s_b**2 / n_b) if n >= 2 else float("nan")
+        verdict = _set_interval(row, ref, d, se, floor, n)
     row["verdict"] = "PROXY" if diffs else verdict
+    if diffs:
+        row["runs_to_decide"] = None
     return row
 
 
@@ -328,14 +502,52 @@ def compare(references: list[Reference], runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _num(x: Any, digits: int = 2) -> str:
+def _num(x: Any, digits: int = 2, metric: str = "") -> str:
+    """A number for display: '-' when missing, integers as integers for counts (depth, blocks)."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
+    if metric in COUNT_METRICS and isinstance(x, (int, float)) and float(x).is_integer():
+        return str(int(x))
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _ours_cell(r: dict[str, Any]) -> str:
+    if r["n"] == 0:
+        return f"{r['diverged']} diverged" if r["diverged"] else "-"
+    estimator = r.get("estimator")
+    estimator = estimator if isinstance(estimator, str) else ""  # NaN when read back from the CSV
+    if estimator == "the registry's model" or r["statistic"] == "none":  # a single deterministic number
+        return _num(r["ours"], metric=r["metric"])
+    mean_std = fmt_mean_std(r["ours_mean"], r["ours_std"])
+    if r["statistic"] in ("mean", "unstated", "single") or not estimator:
+        return mean_std
+    return f"{_num(r['ours'])} ({estimator}); mean {mean_std}"
+
+
+def _delta_cell(r: dict[str, Any]) -> str:
+    if _finite(r["delta"]) and _finite(r.get("half_width")):
+        return f"{round(r['delta'], 2) or 0.0:+.2f} ± {r['half_width']:.2f}"  # no '-0.00'
+    return _num(r["delta"], metric=r["metric"])
+
+
+def _verdict_cell(r: dict[str, Any]) -> str:
+    if r["verdict"] != "INCONCLUSIVE":
+        return r["verdict"]
+    if r["n"] < 2:
+        return f"INCONCLUSIVE ({r['n']} run{'s' if r['n'] != 1 else ''}: no spread)"
+    if _finite(r.get("runs_to_decide")):
+        return f"INCONCLUSIVE (about {int(r['runs_to_decide'])} runs would decide)"
+    return "INCONCLUSIVE"
+
+
 def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the human-readable comparison."""
+    """Headers and rows of the human-readable comparison. Ours is our mean ± std over the runs, preceded by
+    our estimate of the paper's statistic where that is not the mean (best of n, std); Δ is ours - paper ±
+    the half-width of its interval (K_SE standard errors); model quantities show the single number."""
     headers = [
         "paper",
         "table",
@@ -345,20 +557,13 @@ def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         "paper",
         "ours (mean ± std)",
         "n",
-        "Δ",
+        f"Δ (± {K_SE:g}·SE)",
         "tolerance rule",
         "verdict",
         "protocol differences",
     ]
     rows = []
     for r in df.to_dict("records"):
-        ours = (
-            "-"
-            if r["n"] == 0 and not r["diverged"]
-            else (
-                f"{_num(r['ours_mean'])} ± {_num(r['ours_std'])}" if r["n"] else f"{r['diverged']} diverged"
-            )
-        )
         rows.append(
             [
                 r["paper"],
@@ -366,12 +571,12 @@ def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                 r["row"],
                 r["column"],
                 r["statistic"],
-                "'-' (diverges)" if r["paper_value"] is None else _num(r["paper_value"]),
-                ours,
+                "'-' (diverges)" if r["paper_value"] is None else _num(r["paper_value"], metric=r["metric"]),
+                _ours_cell(r),
                 str(r["n"]),
-                _num(r["delta"]),
+                _delta_cell(r),
                 r["rule"],
-                r["verdict"],
+                _verdict_cell(r),
                 r["protocol_differences"],
             ]
         )
@@ -417,8 +622,13 @@ def write_comparison(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     legend = [
         "# Comparison with the papers",
         "",
-        "Verdicts: REPRODUCED, DEVIATES, INCONCLUSIVE (fewer than 2 runs), PROXY (our protocol differs from",
-        "the paper's: never a reproduction), NOT RUN. Rule per row: see `normbench.compare`.",
+        "Verdicts: REPRODUCED, DEVIATES, INCONCLUSIVE, PROXY (our protocol differs from the paper's: never a",
+        "reproduction), NOT RUN. With Δ = ours − paper, SE the standard error of ours and f the metric's floor",
+        f"(column 'tolerance'): REPRODUCED when |Δ| ≤ f and {K_SE:g}·SE ≤ f; DEVIATES when |Δ| − {K_SE:g}·SE > f",
+        "(the whole interval lies outside the band ±f); INCONCLUSIVE otherwise (the interval is wider than the",
+        "band, or our estimate is just outside it) or with fewer than 2 runs. Like with like: mean vs our mean,",
+        "best of n vs our best of n (expected best of n by bootstrap, Boo_n, when our number of runs differs).",
+        "See `normbench.compare`.",
     ]
     records = json.loads(df.to_json(orient="records"))
     return write_verdict_files(

@@ -97,6 +97,8 @@ def apply_proxy(config: dict) -> dict:
         exp["probes"]["every"] = 1
         exp["probes"]["batch"] = min(exp["probes"]["batch"], proxy["probe_batch"])
         exp["architectures"] = {m: proxy["architectures"].get(m, m) for m in exp["models"]}
+        if exp["grid"] and proxy["grid"]:
+            exp["grid"] = copy.deepcopy(proxy["grid"])
         exp["description"] = f"PROXY of {proxy['from']}: {exp['description']}".strip()
         derived[name] = exp
     out = dict(config)
@@ -105,11 +107,17 @@ def apply_proxy(config: dict) -> dict:
 
 
 def check_names(config: dict) -> None:
-    """Every model and method an experiment names must be registered."""
+    """Every model and method an experiment names must be registered; streamed data sets take no padding."""
+    from normbench.data import get_spec
     from normbench.methods import UnknownMethodError, method_names
     from normbench.models import UnknownModelError, get_model_info
 
     for exp_name, exp in config["experiments"].items():
+        if get_spec(exp["dataset"]).streamed and exp["augment"]["pad"]:
+            raise ConfigError(
+                f"experiments.{exp_name}.augment.pad: {exp['dataset']} uses random-resized crops, not "
+                "padding; set augment.pad: 0"
+            )
         for model in [*exp["models"], *exp["architectures"].values()]:
             try:
                 get_model_info(model)
@@ -206,6 +214,7 @@ def run_config(config: dict, spec: RunSpec) -> dict:
         "paper_dataset": exp["paper_dataset"] or exp["dataset"],
         "image_size": exp["image_size"],
         "data_root": config["data"]["root"],
+        "workers": config["data"]["workers"],
         "epochs": exp["epochs"],
         "batch_size": exp["batch_size"],
         "optimizer": dict(exp["optimizer"]),

@@ -11,6 +11,11 @@ the GPU and augment it there.
 - ``mnist``, ``cifar10``, ``cifar100``: torchvision's own loaders under a configurable data root. Downloading
   is opt-in (``download=True``); torchvision verifies the archive checksums. Without permission and without
   the files, :class:`DataError` names the root and the file that is missing.
+- ``imagenet``: too large for memory, so it is not an :class:`ImageData` but a :class:`FolderData` manifest
+  (class list, image counts, crop size, channel statistics) of two torchvision ``ImageFolder`` trees,
+  ``<root>/imagenet/train/<wnid>/*`` and ``<root>/imagenet/val/<wnid>/*`` (the validation images sorted into
+  class folders, as torchvision's ImageNet reference scripts expect). :mod:`normbench.batches` streams it
+  through a ``DataLoader``. Nothing is downloaded: ImageNet needs a licence, so a user supplies it.
 """
 
 from __future__ import annotations
@@ -47,8 +52,50 @@ class ImageData:
     def image_size(self) -> int:
         return int(self.train_x.shape[-1])
 
+    @property
+    def num_train(self) -> int:
+        return len(self.train_y)
+
+    @property
+    def num_test(self) -> int:
+        return len(self.test_y)
+
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+# Per-channel mean/std of the ImageNet training images in [0, 1] units: the values torchvision's ImageNet
+# models and reference scripts use. Streaming 1.28M JPEGs to recompute them would cost an epoch.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class FolderData:
+    """A data set streamed from image folders (ImageNet): what the trainer needs to know before reading it.
+
+    ``image_size`` is the side of the square crops the network sees (224, or 299 for Inception-ResNet-v2);
+    training uses random-resized crops and flips, evaluation a resize to 256/224 of it and a centre crop
+    (:mod:`normbench.batches`).
+    """
+
+    name: str
+    train_dir: str
+    test_dir: str
+    classes: list[str]
+    num_train: int
+    num_test: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    channels: int = 3
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict:
+        return {"kind": "folder", **{k: getattr(self, k) for k in self.__dataclass_fields__}}
 
 
 @dataclass(frozen=True)
@@ -56,8 +103,13 @@ class DatasetSpec:
     name: str
     num_classes: int
     channels: int
-    loader: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    loader: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None
     description: str
+
+    @property
+    def streamed(self) -> bool:
+        """Read from image folders batch by batch (:class:`FolderData`) instead of held in memory."""
+        return self.loader is None
 
 
 def _digits(root: Path, download: bool, image_size: int | None):
@@ -138,6 +190,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "cifar100", 100, 3, _torchvision("CIFAR100", "<root>/cifar-100-python/"), "CIFAR-100 32x32"
         ),
+        DatasetSpec("imagenet", 1000, 3, None, "ImageNet (ILSVRC-2012) image folders, streamed"),
     )
 }
 
@@ -148,11 +201,54 @@ def get_spec(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
+def _image_folder(path: Path, name: str, root: Path):
+    from torchvision.datasets import ImageFolder
+
+    layout = f"expected {path}/<class>/<image> (e.g. {path}/n01440764/*.JPEG)"
+    if not path.is_dir():
+        raise DataError(f"{name}: no folder {path} under data root {root}; {layout}")
+    try:
+        return ImageFolder(str(path))
+    except (FileNotFoundError, RuntimeError) as err:  # no class folders, or no images in them
+        raise DataError(f"{name}: cannot read {path} ({err}); {layout}") from err
+
+
+def load_folder(name: str, root: str | Path, image_size: int | None = None) -> FolderData:
+    """Check and count an image-folder data set (ImageNet) under ``root``; nothing is read into memory."""
+    root = Path(root)
+    train = _image_folder(root / name / "train", name, root)
+    test = _image_folder(root / name / "val", name, root)
+    if train.classes != test.classes:
+        missing = sorted(set(train.classes) ^ set(test.classes))
+        raise DataError(
+            f"{name}: {root / name}/train and val have different class folders ({len(train.classes)} vs "
+            f"{len(test.classes)}; differing: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})"
+        )
+    return FolderData(
+        name=name,
+        train_dir=str(root / name / "train"),
+        test_dir=str(root / name / "val"),
+        classes=list(train.classes),
+        num_train=len(train),
+        num_test=len(test),
+        image_size=image_size or 224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+    )
+
+
 def load_dataset(
     name: str, root: str | Path = "data", download: bool = False, image_size: int | None = None
-) -> ImageData:
-    """Load data set ``name`` from ``root`` as uint8 tensors with training-set channel statistics."""
+) -> ImageData | FolderData:
+    """Load data set ``name`` from ``root`` as uint8 tensors with training-set channel statistics.
+
+    Streamed data sets (ImageNet) return their :class:`FolderData` manifest instead.
+    """
     spec = get_spec(name)
+    if spec.streamed:
+        if download:
+            raise DataError(f"{name} cannot be downloaded (it needs a licence); put it under {root}/{name}")
+        return load_folder(name, root, image_size)
     xtr, ytr, xte, yte = spec.loader(Path(root), download, image_size)
     train_x = torch.from_numpy(np.ascontiguousarray(xtr))
     pix = train_x.float().div_(255.0)
@@ -170,7 +266,7 @@ def load_dataset(
     )
 
 
-def save_prepared(data: ImageData, path: str | Path) -> None:
+def save_prepared(data: ImageData | FolderData, path: str | Path) -> None:
     """Write a prepared data set atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,9 +275,10 @@ def save_prepared(data: ImageData, path: str | Path) -> None:
     tmp.replace(path)
 
 
-def load_prepared(path: str | Path) -> ImageData:
+def load_prepared(path: str | Path) -> ImageData | FolderData:
     try:
-        return ImageData(**torch.load(path, weights_only=True))
+        fields = torch.load(path, weights_only=True)
+        return FolderData(**fields) if fields.pop("kind", None) == "folder" else ImageData(**fields)
     except Exception as err:  # missing, truncated, unpickling error, wrong content
         raise DataError(
             f"prepared data file {path} cannot be read ({err}); delete it and rerun the data step"

@@ -27,13 +27,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from normbench.figures import method_label, no_data, save_figure  # noqa: E402
 from normbench.probes._common import as_float  # noqa: E402
 from normbench.runs import Run  # noqa: E402
 
 
 def variant(run: Run) -> str:
-    cfg = run.config
-    return cfg["model"] + ("" if cfg["method"] == "none" else f"+{cfg['method']}")
+    """The run's model and method (with the method's options, e.g. ``convnet20+svb(eps=0.05)``)."""
+    method = method_label(run.config)
+    return run.config["model"] + (f"+{method}" if method else "")
 
 
 def probe_records(runs: list[Run], name: str):
@@ -50,21 +52,6 @@ def last_probe(runs: list[Run], name: str):
     for run, _epoch, result in probe_records(runs, name):
         last[id(run)] = (run, result)
     return list(last.values())
-
-
-def _finish(fig, out_stem: Path, title: str) -> list[Path]:
-    fig.suptitle(title)
-    fig.tight_layout()
-    out_stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".pdf")]
-    for p in paths:
-        fig.savefig(p, dpi=150)
-    plt.close(fig)
-    return paths
-
-
-def _empty(ax, text="no probe records"):
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
 
 
 def plot_grad_norm_ratio(runs: list[Run], out_stem: Path, title: str) -> list[Path]:
@@ -86,7 +73,7 @@ def plot_grad_norm_ratio(runs: list[Run], out_stem: Path, title: str) -> list[Pa
     for ax, var in zip(axes[0], variants):
         sub = df[df["variant"] == var] if not df.empty else df
         if sub.empty:
-            _empty(ax)
+            no_data(ax)
         else:
             mean = sub.groupby(["block", "transition", "epoch"], as_index=False)["ratio"].mean()
             for (_block, kind), g in mean.groupby(["block", "transition"]):
@@ -104,7 +91,7 @@ def plot_grad_norm_ratio(runs: list[Run], out_stem: Path, title: str) -> list[Pa
     axes[0][0].set_ylabel("gradient norm ratio ||dE/dx_{l+1}|| / ||dE/dx_l||")
     handles = [plt.Line2D([], [], color="#1f3d7a", lw=1.6), plt.Line2D([], [], color="#9fb6e0", lw=0.8)]
     axes[0][-1].legend(handles, ["transition blocks", "non-transition blocks"], fontsize=7)
-    return _finish(fig, out_stem, f"{title}: gradient norm ratio per block (mean over seeds)")
+    return save_figure(fig, out_stem, f"{title}: gradient norm ratio per block (mean over seeds)")
 
 
 def _epoch_series(
@@ -118,7 +105,7 @@ def _epoch_series(
     )
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     if df.empty:
-        _empty(ax)
+        no_data(ax)
     else:
         sns.lineplot(
             data=df, x="epoch", y="value", hue="variant", errorbar="sd", marker="o", markersize=3, ax=ax
@@ -127,7 +114,7 @@ def _epoch_series(
             ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    return _finish(fig, out_stem, title)
+    return save_figure(fig, out_stem, title)
 
 
 def plot_backward_moments(runs, out_stem, title):
@@ -167,7 +154,7 @@ def plot_singular_values(runs, out_stem, title, name="singular_values"):
     df = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     if df.empty:
-        _empty(ax)
+        no_data(ax)
     else:
         sns.histplot(
             data=df,
@@ -180,7 +167,7 @@ def plot_singular_values(runs, out_stem, title, name="singular_values"):
             ax=ax,
         )
     ax.set_ylabel("fraction of singular values")
-    return _finish(fig, out_stem, f"{title}: weight singular values at the last probe (all seeds)")
+    return save_figure(fig, out_stem, f"{title}: weight singular values at the last probe (all seeds)")
 
 
 def _per_layer(runs, name, key, ylabel, out_stem, title, log=True) -> list[Path]:
@@ -192,7 +179,7 @@ def _per_layer(runs, name, key, ylabel, out_stem, title, log=True) -> list[Path]
     df = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     if df.empty:
-        _empty(ax)
+        no_data(ax)
     else:
         finite = df[df["value"].map(math.isfinite)]
         if not finite.empty:
@@ -217,7 +204,7 @@ def _per_layer(runs, name, key, ylabel, out_stem, title, log=True) -> list[Path]
             ax.legend(fontsize=7)
     ax.set_xlabel("layer (forward order)")
     ax.set_ylabel(ylabel)
-    return _finish(fig, out_stem, title)
+    return save_figure(fig, out_stem, title)
 
 
 def plot_distribution(runs, out_stem, title, name):
@@ -237,7 +224,7 @@ def plot_distribution(runs, out_stem, title, name):
     df = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     if df.empty:
-        _empty(ax)
+        no_data(ax)
     else:
         for var, g in df.groupby("variant", sort=False):
             g = g.groupby("layer", as_index=False).mean(numeric_only=True)
@@ -247,7 +234,7 @@ def plot_distribution(runs, out_stem, title, name):
     ax.set_xlabel("layer index")
     ax.set_ylabel("value (median, 5-95% band)")
     kind = "activations" if name == "activation_dist" else "weights"
-    return _finish(fig, out_stem, f"{title}: distribution of {kind} at the last probe")
+    return save_figure(fig, out_stem, f"{title}: distribution of {kind} at the last probe")
 
 
 PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str], list[Path]]] = {

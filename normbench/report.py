@@ -18,6 +18,14 @@ import pandas as pd
 from normbench.claims import claim_verdict_counts
 from normbench.claims import display_rows as claim_display_rows
 from normbench.compare import VERDICTS, display_rows, verdict_counts
+from normbench.paper_tables import (
+    BASELINES_INTRO,
+    LEGEND,
+    NO_BASELINES,
+    baseline_grid,
+    read_baselines,
+    read_paper_table,
+)
 from normbench.tables import display_frame
 
 CSS = """
@@ -87,6 +95,59 @@ def summary_counts(comp: pd.DataFrame, claims: pd.DataFrame | None) -> tuple[lis
     return ["paper", "what", *VERDICTS, "total"], rows
 
 
+def _grid_html(headers: list[str], rows: list[list[str]], classes: list[list[str]]) -> str:
+    """A table coloured cell by cell: ``classes`` holds each cell's verdict ('' for none)."""
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in headers) + "</tr>"]
+    for row, verdicts in zip(rows, classes):
+        cells = []
+        for cell, verdict in zip(row, verdicts):
+            cls = f' class="{verdict.replace(" ", "")}"' if verdict else ""
+            cells.append(f"<td{cls}>{html.escape(str(cell))}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    return "\n".join(out + ["</table>"])
+
+
+def paper_tables_section(results_dir: Path, comp: pd.DataFrame, paper: str) -> list[str]:
+    """One paper's tables in its own layout (``paper_tables/<paper>/<table>.csv``), not-run ones folded away."""
+    folder = results_dir / "paper_tables" / paper
+    keys = dict.fromkeys(str(i).split("/", 2)[1] for i in comp.loc[comp["paper"] == paper, "id"])
+    tables = [read_paper_table(folder / f"{k}.csv") for k in keys if (folder / f"{k}.csv").exists()]
+    if not tables:
+        return []
+    parts = ["<h3>Tables in the paper's layout</h3>", f"<p>{html.escape(LEGEND)}</p>"]
+    not_run = []
+    for table in tables:
+        headers, body = table.grid()
+        block = f"<h4>{html.escape(table.label)} ({table.ran()} of {len(table.cells)} numbers compared)</h4>"
+        block += _grid_html(headers, body, table.verdicts())
+        if table.protocol_differences():
+            block += f"<p>Protocol differences: {html.escape('; '.join(table.protocol_differences()))}.</p>"
+        if table.ran():
+            parts.append(block)
+        else:
+            not_run.append(block)
+    if not_run:
+        parts.append(
+            f"<details><summary>{len(not_run)} tables not run by this configuration</summary>"
+            + "\n".join(not_run)
+            + "</details>"
+        )
+    return parts
+
+
+def baselines_section(results_dir: Path) -> list[str]:
+    """The "Same baseline across papers" section, from ``paper_tables/baselines.csv`` (none without it)."""
+    path = results_dir / "paper_tables" / "baselines.csv"
+    if not path.exists():
+        return []
+    groups = read_baselines(path)
+    parts = ["<h2>Same baseline across papers</h2>"]
+    if not groups:
+        return parts + [f"<p>{html.escape(NO_BASELINES)}</p>"]
+    headers, rows = baseline_grid(groups)
+    return parts + [f"<p>{html.escape(BASELINES_INTRO)}</p>", _table_html(headers, rows)]
+
+
 def claims_section(claims: pd.DataFrame, paper: str) -> list[str]:
     """The "Claims" part of one paper's section: evaluated claims in a table, NOT RUN ones folded away."""
     sub = claims[claims["paper"] == paper]
@@ -145,9 +206,12 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
     parts += [
         "<h2>Summary: verdicts per paper</h2>",
         _table_html(headers, rows),
-        "<p>Numbers: the paper's value must lie within max(floor, 2·s/√n) of ours, where s is the "
-        "std over our n runs (see <code>normbench.compare</code>). Like is compared with like: mean with "
-        "mean, best of n with best of n.</p>",
+        "<p>Numbers: with Δ = ours − paper, SE the standard error of ours over our n runs and f the "
+        "metric's floor, REPRODUCED when |Δ| ≤ f and 2·SE ≤ f, DEVIATES when |Δ| − 2·SE > f (the whole "
+        "interval Δ ± 2·SE lies outside ±f), INCONCLUSIVE otherwise (the spread is wider than the band, or "
+        "Δ is just past it) or with fewer than 2 runs (see <code>normbench.compare</code>). Like is compared "
+        "with like: mean with mean, best of n with best of n (expected best of n by bootstrap, Boo_n, when "
+        "our number of runs differs).</p>",
     ]
     if claims is not None:
         parts += [
@@ -157,6 +221,7 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
             "or with fewer than 2 runs per subject. A PROXY claim shows in brackets whether it holds on the "
             "proxy runs.</p>",
         ]
+    parts += baselines_section(results_dir)
     headers, rows = display_rows(comp)
     papers = dict.fromkeys([*comp["paper"], *([] if claims is None else claims["paper"])])
     for paper in papers:
@@ -164,6 +229,10 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
         ran = [rows[i] for i in idx if rows[i][10] != "NOT RUN"]
         not_run = [rows[i] for i in idx if rows[i][10] == "NOT RUN"]
         parts.append(f"<h2>{html.escape(paper)}</h2>")
+        layout = paper_tables_section(results_dir, comp, paper)
+        parts += layout
+        if layout and idx:
+            parts.append("<h3>Every number, with its tolerance rule</h3>")
         if ran:
             parts.append(_table_html(headers[1:], [r[1:] for r in ran], verdict_col=9))
         if not_run:

@@ -67,6 +67,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
       averaged and maximised over the epochs run (Zaeemzadeh et al. 2020, Table 1);
     - ``gap_fluctuation`` = gap_max - gap_mean; ``test_accuracy``/``train_accuracy`` = 100 - final error;
     - ``epoch_train_seconds``: mean training time per epoch (steps x seconds per step, no evaluation);
+    - ``final_test_top5_error``: top-5 test error at the last epoch (%; ImageNet tables);
     - ``final_test_loss``, ``epochs`` (epochs completed), ``diverged`` (bool) and ``diverged_epoch``.
     A diverged run's error quantities are NaN: it has no meaningful final error.
     """
@@ -91,6 +92,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         gap_max=max(gaps),
         gap_fluctuation=max(gaps) - mean(gaps),
         final_test_loss=last["test_loss"],
+        final_test_top5_error=last.get("test_top5_error", float("nan")),
         test_accuracy=100.0 - last["test_error"],
         train_accuracy=100.0 - last["train_error"],
         epoch_train_seconds=mean(r.get("step_seconds", float("nan")) * r.get("steps", 0) for r in epochs),
@@ -114,6 +116,7 @@ METRICS = (
     "gap_max",
     "gap_fluctuation",
     "final_test_loss",
+    "final_test_top5_error",
     "test_accuracy",
     "train_accuracy",
     "epoch_train_seconds",

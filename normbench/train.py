@@ -1,6 +1,7 @@
 """The training loop: one run = one (experiment, model, method, seed), resumable at epoch boundaries.
 
-Per epoch, for each mini-batch (shuffled by a generator seeded with the run's seed):
+Per epoch, for each mini-batch of :mod:`normbench.batches` (shuffled and augmented with draws from a
+generator seeded with the run's seed; in-memory tensors or streamed image folders):
 
     x = normalize(augment(x_uint8))           4-px pad-and-crop and flip, per-sample draws
     loss = CE(model(x), y) + method.loss_term(model)
@@ -11,7 +12,8 @@ atomic resume checkpoint. A non-finite training loss stops the run: the log gets
 run ends normally, since divergence is a result (Zaeemzadeh et al. 2020, Plain-164). Training error is the
 running error over the epoch's mini-batches in train mode, as the papers' training curves report it.
 
-The last mini-batch of an epoch is kept even when smaller than ``batch_size`` (drop_last=False).
+The last mini-batch of an epoch is kept even when smaller than ``batch_size`` (drop_last=False). The
+evaluation records test loss, top-1 and top-5 error.
 
 Probes (``cfg["probes"]["names"]``, :mod:`normbench.probes`) are recorded at epoch 0 (initialisation) and
 every ``every`` epochs after the evaluation, as ``{"kind": "probe", "epoch", "probes", "seconds"}`` records,
@@ -26,7 +28,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from normbench.batches import make_batches
 from normbench.checkpoint import load_latest, save_atomic
-from normbench.data import ImageData, augment, load_dataset, load_prepared, normalize
+from normbench.data import load_dataset, load_prepared
 from normbench.methods import build_method
 from normbench.models import build_model
 from normbench.probes import record_probes
@@ -101,23 +104,18 @@ def lr_at(epoch: int, optimizer_cfg: dict[str, Any], schedule: dict[str, Any], e
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, data: ImageData, batch: int = 1000
-) -> tuple[float, float]:
-    """Mean cross-entropy and error (%) over a data split, in eval mode."""
+def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """Mean cross-entropy, top-1 and top-5 error (%) over a data split, in eval mode."""
     model.eval()
-    loss_sum, wrong = 0.0, 0
-    for i in range(0, len(y), batch):
-        logits = model(normalize(x_u8[i : i + batch], data.mean, data.std))
-        loss_sum += F.cross_entropy(logits, y[i : i + batch], reduction="sum").item()
-        wrong += (logits.argmax(1) != y[i : i + batch]).sum().item()
-    return loss_sum / len(y), 100.0 * wrong / len(y)
-
-
-def probe_batch(data: ImageData, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed probe batch: the first ``size`` training images of a permutation seeded with 0."""
-    idx = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))[:size]
-    return normalize(data.train_x[idx].to(device), data.mean, data.std), data.train_y[idx].to(device)
+    loss_sum, wrong, wrong5, n = 0.0, 0, 0, 0
+    for x, y in batches:
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        wrong += (top[:, 0] != y).sum().item()
+        wrong5 += (top != y[:, None]).all(dim=1).sum().item()
+        n += len(y)
+    return {"test_loss": loss_sum / n, "test_error": 100.0 * wrong / n, "test_top5_error": 100.0 * wrong5 / n}
 
 
 def _probe_record(model: nn.Module, batch, probes: dict[str, Any], epoch: int) -> dict[str, Any]:
@@ -152,8 +150,7 @@ def train_run(
         if data_path
         else load_dataset(cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"])
     )
-    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
+    batches = make_batches(data, device, cfg["batch_size"], cfg["augment"], cfg["workers"])
 
     # "arch" is the network built for "model" (a smaller stand-in in a proxy run; the same name otherwise)
     model = build_model(
@@ -185,15 +182,12 @@ def train_run(
     # The log always restarts from what the checkpoint holds (append-only from there on).
     metrics_path.write_text("".join(record_line(r) for r in records))
     probes = cfg["probes"]
-    pbatch = probe_batch(data, probes["batch"], device) if probes["names"] else None
+    pbatch = batches.probe_batch(probes["batch"]) if probes["names"] else None
     if pbatch is not None and start_epoch == 1:
         rec = _probe_record(model, pbatch, probes, 0)
         records.append(rec)
         append_record(metrics_path, rec)
 
-    n = len(train_y)
-    bs = cfg["batch_size"]
-    pad, flip = cfg["augment"]["pad"], cfg["augment"]["flip"]
     status = "diverged" if any(r["kind"] == "diverged" for r in records) else "completed"
     tag = f"[{cfg['experiment']}/{cfg['model']}/{cfg['method']}/seed{cfg['seed']}]"
     for epoch in range(start_epoch, cfg["epochs"] + 1):
@@ -204,13 +198,9 @@ def train_run(
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        perm = torch.randperm(n, generator=gen).to(device)
         loss_sum, wrong, seen, steps = 0.0, 0, 0, 0
         diverged = None
-        for i in range(0, n, bs):
-            idx = perm[i : i + bs]
-            xb = normalize(augment(train_x[idx], pad, flip, gen), data.mean, data.std)
-            yb = train_y[idx]
+        for xb, yb in batches.train_epoch(gen):
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
             extra = method.loss_term(model)
@@ -240,15 +230,14 @@ def train_run(
         else:
             train_seconds = time.time() - t0
             method.after_epoch(model, epoch)
-            test_loss, test_err = evaluate(model, test_x, test_y, data)
+            test = evaluate(model, batches.test_batches())
             rec = {
                 "kind": "epoch",
                 "epoch": epoch,
                 "lr": lr,
                 "train_loss": loss_sum / seen,
                 "train_error": 100.0 * wrong / seen,
-                "test_loss": test_loss,
-                "test_error": test_err,
+                **test,
                 "seconds": time.time() - t0,
                 "steps": steps,
                 "step_seconds": train_seconds / max(steps, 1),
@@ -261,7 +250,7 @@ def train_run(
                 append_record(metrics_path, prec)
             log(
                 f"{tag} epoch {epoch}/{cfg['epochs']} loss {rec['train_loss']:.4f} "
-                f"train_err {rec['train_error']:.2f}% test_err {test_err:.2f}% ({rec['seconds']:.1f}s)"
+                f"train_err {rec['train_error']:.2f}% test_err {rec['test_error']:.2f}% ({rec['seconds']:.1f}s)"
             )
         prior_seconds += time.time() - t0
         save_atomic(

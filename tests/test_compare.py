@@ -80,7 +80,8 @@ def _runs(tmp_path, gaps, **kw):
 def test_verdict_inside_tolerance(tmp_path):
     row = compare_one(_ref(6.7), _runs(tmp_path, [6.0, 7.0, 7.5]))
     assert row["verdict"] == "REPRODUCED" and row["n"] == 3
-    assert row["tolerance"] == pytest.approx(max(1.0, 2 * 0.7637626 / math.sqrt(3)), rel=1e-5)
+    assert row["tolerance"] == 1.0  # gap_mean's floor
+    assert row["half_width"] == pytest.approx(2 * 0.7637626 / math.sqrt(3), rel=1e-5)  # 0.88 <= 1.0
 
 
 def test_verdict_outside_tolerance(tmp_path):
@@ -263,3 +264,151 @@ def test_relative_metrics_against_their_baseline(tmp_path):
     assert far["verdict"] == "DEVIATES"
     alone = compare([ref], load_runs(paths[1:])).iloc[0]
     assert alone["verdict"] == "NOT RUN" and "no baseline runs" in alone["rule"]
+
+
+# The three-way rule (normbench.compare.decide): d = ours - paper, u = 2 SE, floor f.
+@pytest.mark.parametrize(
+    "d,u,floor,n,qualifier,verdict",
+    [
+        (0.2, 0.1, 0.5, 5, "exact", "REPRODUCED"),  # inside, precise
+        (-0.4, 0.3, 0.5, 5, "exact", "REPRODUCED"),  # inside; the interval pokes out, but is narrower than f
+        (0.5, 0.5, 0.5, 5, "exact", "REPRODUCED"),  # both on the edge
+        (2.4, 0.1, 0.5, 3, "exact", "DEVIATES"),  # far outside
+        (-1.2, 0.6, 0.5, 3, "exact", "DEVIATES"),  # wide, but even the nearest end is beyond the floor
+        (0.7, 0.3, 0.5, 5, "exact", "INCONCLUSIVE"),  # just outside, interval reaches into the band
+        (0.0, 0.8, 0.5, 2, "exact", "INCONCLUSIVE"),  # spot on, but the spread is wider than the band
+        (0.9, 1.5, 0.5, 2, "exact", "INCONCLUSIVE"),  # straddles the edge with a wide spread
+        (0.0, 0.0, 0.5, 1, "exact", "INCONCLUSIVE"),  # too few runs
+        (float("nan"), 0.1, 0.5, 3, "exact", "INCONCLUSIVE"),
+        (-3.0, 2.0, 0.5, 3, "upper_bound", "REPRODUCED"),  # whole interval below the bound
+        (1.0, 0.2, 0.5, 3, "upper_bound", "DEVIATES"),
+        (-1.0, 0.2, 0.5, 3, "upper_bound", "REPRODUCED"),
+        (-1.0, 0.2, 0.5, 3, "lower_bound", "DEVIATES"),  # ours must be >= paper: 1.0 below it
+    ],
+)
+def test_decide(d, u, floor, n, qualifier, verdict):
+    from normbench.compare import decide
+
+    assert decide(d, u, floor, n, qualifier) == verdict
+
+
+def test_runs_to_decide():
+    from normbench.compare import runs_to_decide
+
+    assert runs_to_decide(0.0, 1.0, 0.5, 2) == 8  # u falls to f at n = 2 * (1.0 / 0.5)^2
+    assert runs_to_decide(0.7, 0.3, 0.5, 5) == 12  # u falls below 0.7 - 0.5 at n = 5 * (0.3 / 0.2)^2
+    assert runs_to_decide(0.0, 1.0, 0.5, 1) is None
+
+
+def test_noisy_runs_are_inconclusive_not_reproduced(tmp_path):
+    # mean 6.7 = paper, but s = 2.0 over 3 runs: 2 SE = 2.31 > floor 1.0 (the old rule called this REPRODUCED)
+    row = compare_one(_ref(6.7), _runs(tmp_path, [4.7, 6.7, 8.7]))
+    assert row["verdict"] == "INCONCLUSIVE" and row["tolerance"] == 1.0
+    assert row["half_width"] == pytest.approx(2 * 2.0 / math.sqrt(3))
+    assert row["delta_low"] == pytest.approx(-row["half_width"])
+    assert row["runs_to_decide"] == math.ceil(3 * (row["half_width"] / 1.0) ** 2)
+
+
+def test_noisy_runs_far_away_deviate(tmp_path):
+    row = compare_one(_ref(6.7), _runs(tmp_path, [14.0, 16.0, 18.0]))  # d = 9.3, 2 SE = 2.31
+    assert row["verdict"] == "DEVIATES" and row["runs_to_decide"] is None
+
+
+def test_just_outside_with_narrow_spread_is_inconclusive(tmp_path):
+    row = compare_one(_ref(6.7), _runs(tmp_path, [7.6, 7.8, 8.0]))  # d = 1.1 > 1.0, 2 SE = 0.23
+    assert row["verdict"] == "INCONCLUSIVE" and row["delta"] == pytest.approx(1.1)
+
+
+def test_proxy_keeps_the_interval_but_not_the_verdict(tmp_path):
+    row = compare_one(_ref(6.7), _runs(tmp_path, [4.7, 6.7, 8.7], dataset="digits"))
+    assert row["verdict"] == "PROXY" and row["half_width"] > 0 and row["runs_to_decide"] is None
+
+
+def test_best_of_n_matches_a_brute_force_bootstrap():
+    import numpy as np
+
+    from normbench.compare import best_of_n
+
+    values = [5.3, 5.5, 5.6, 5.8, 6.0, 5.45, 5.7, 5.9]
+    rng = np.random.default_rng(1)
+    draws = np.asarray(values)[rng.integers(0, len(values), size=(200_000, 5))]
+    boo, spread = best_of_n(values, 5)
+    assert boo == pytest.approx(draws.min(axis=1).mean(), abs=2e-3)
+    assert spread == pytest.approx(draws.min(axis=1).std(), abs=2e-3)
+    hi, _ = best_of_n(values, 5, higher_is_better=True)
+    assert hi == pytest.approx(draws.max(axis=1).mean(), abs=2e-3)
+    assert best_of_n([1.0, 2.0, 3.0], 3)[0] == pytest.approx(
+        1 * (1 - (2 / 3) ** 3) + 2 * ((2 / 3) ** 3 - (1 / 3) ** 3) + 3 * (1 / 3) ** 3
+    )
+    assert best_of_n(values, 1)[0] == pytest.approx(np.mean(values))  # best of 1 = a random run
+
+
+def test_best_of_n_with_other_number_of_runs_uses_boo_n(tmp_path):
+    from normbench.compare import best_of_n
+
+    gaps = [2.0, 2.2, 2.4, 2.6, 2.8, 3.0]
+    row = compare_one(_ref(2.1, statistic="best", runs=3), _runs(tmp_path, gaps))
+    assert row["ours"] == pytest.approx(best_of_n(gaps, 3)[0]) and 2.0 < row["ours"] < 2.5
+    assert row["estimator"].startswith("Boo_3") and row["best_of_n_std"] > 0
+    again = compare_one(_ref(2.1, statistic="best", runs=3), _runs(tmp_path / "again", gaps))
+    assert again["ours_se"] == row["ours_se"] > 0  # fixed bootstrap seed: deterministic
+    assert row["verdict"] == "REPRODUCED"
+
+
+def test_best_of_n_with_as_many_runs_is_our_best(tmp_path):
+    row = compare_one(_ref(2.0, statistic="best", runs=3), _runs(tmp_path, [2.0, 2.2, 2.4]))
+    assert row["ours"] == 2.0 and row["estimator"] == "best of 3"
+    assert row["ours_se"] == pytest.approx(row["best_of_n_std"])
+
+
+def test_display_of_model_metrics_and_intervals(tmp_path):
+    from normbench.compare import display_rows
+
+    refs = [
+        _ref(164, metric="depth", statistic="none", model="preact_resnet164"),
+        _ref(1.71, metric="params", statistic="none", model="preact_resnet164"),
+        _ref(6.7),
+        _ref(2.0, statistic="best"),
+    ]
+    df = compare(refs, _runs(tmp_path, [4.7, 6.7, 8.7]))
+    headers, rows = display_rows(df)
+    ours, delta, verdict = headers.index("ours (mean ± std)"), 8, headers.index("verdict")
+    assert rows[0][5] == "164" and rows[0][ours] == "164" and rows[0][delta] == "0"  # a count: no ± -
+    assert rows[1][ours] == "1.70" and "±" not in rows[1][ours]
+    assert rows[2][ours] == "6.70 ± 2.00" and rows[2][delta] == "+0.00 ± 2.31"
+    assert rows[2][verdict].startswith("INCONCLUSIVE (about ") and verdict == 10
+    assert rows[3][ours].startswith("4.70 (best of 3); mean 6.70 ± 2.00")
+    assert rows[2][9] == "REPRODUCED: |Δ| ≤ 1 and 2·SE ≤ 1; DEVIATES: |Δ| − 2·SE > 1"  # gap_mean's floor
+
+
+def test_inconclusive_does_not_fail_strict(tmp_path):
+    from normbench.compare import strict_failures
+
+    df = compare([_ref(6.7)], _runs(tmp_path, [4.7, 6.7, 8.7]))
+    assert df["verdict"].item() == "INCONCLUSIVE" and strict_failures(df).empty
+
+
+def test_accuracy_gain_uses_the_interval_of_a_difference(tmp_path):
+    from dataclasses import replace
+
+    def runs(folder, method, gaps):
+        paths = []
+        for seed, g in enumerate(gaps):
+            path = _run(folder, seed, [g])
+            cfg = json.loads((path.parent / "config.json").read_text())
+            cfg.update(method=method, optimizer={"name": "sgd"})
+            (path.parent / "config.json").write_text(json.dumps(cfg))
+            paths.append(path)
+        return paths
+
+    ref = replace(
+        _ref(4.0, metric="test_accuracy_gain", statistic="unstated", runs=None),
+        method="procrustes",
+        baseline={"model": "plain20", "method": "none"},
+    )
+    subject = runs(tmp_path / "a", "procrustes", [1.0, 1.2, 1.4])  # test accuracy 89.0, 88.8, 88.6
+    row = compare([ref], load_runs([*subject, *runs(tmp_path / "b", "none", [5.0, 5.2, 5.4])])).iloc[0]
+    assert row["ours"] == pytest.approx(4.0) and row["verdict"] == "REPRODUCED"
+    assert row["half_width"] == pytest.approx(2 * math.sqrt(2 * 0.04 / 3))
+    noisy = compare([ref], load_runs([*subject, *runs(tmp_path / "c", "none", [3.0, 5.2, 7.4])])).iloc[0]
+    assert noisy["verdict"] == "INCONCLUSIVE"  # 2 SE = 2.5 > floor 1

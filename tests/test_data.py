@@ -100,7 +100,7 @@ def test_missing_root_without_download_names_root(tmp_path):
 
 
 def test_unknown_dataset_lists_valid():
-    with pytest.raises(DataError, match="valid data sets are: cifar10, cifar100, digits, mnist"):
+    with pytest.raises(DataError, match="valid data sets are: cifar10, cifar100, digits, imagenet, mnist"):
         load_dataset("svhn")
 
 

@@ -86,7 +86,7 @@ def twin(name: str) -> str | None:
         cand = name.replace("plain", "preact_resnet", 1)
     else:
         cand = name.replace("plain", "resnet").replace("convnet", "resnet")
-    return cand if cand in MODELS else None
+    return cand if cand in MODELS and cand != name else None
 
 
 def forward_backward(name: str, channels: int, size: int, batch: int = 2, classes: int = 10) -> nn.Module:

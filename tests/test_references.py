@@ -57,10 +57,7 @@ CLAIMS = load_claims()
 
 # Model names the claims use that the registry does not have yet (each test is xfail strict: remove the name
 # here once the registry has it).
-PENDING_MODELS = {
-    "fig2_probe": "Zaeemzadeh Fig. 2's 3-layer probe network (1x1 conv, 3x3 conv c->d, 1x1 conv) is not "
-    "in the registry yet",
-}
+PENDING_MODELS: dict[str, str] = {}
 
 
 def _raw(path: Path) -> dict:

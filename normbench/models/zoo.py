@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 from normbench.models.convnet import ConvNet
+from normbench.models.fig2net import fig2_network
 from normbench.models.imagenet import ImageNetResNet
 from normbench.models.inception_resnet import InceptionResNetV2
 from normbench.models.preact import PreActResNet
@@ -142,6 +143,18 @@ for _d in (166, 274, 1003):
         paper_name=f"ProcResNet{_d} (ErasedReLU)" if _d != 274 else "",
         **_count,
     )
+
+register(
+    "fig2_probe",
+    partial(fig2_network, 16, 16),
+    paper=ZAE,
+    source="Fig. 2, Sec. 3",
+    depth=3,
+    description="Fig. 2's 3-layer probe: 1x1 conv, 3x3 Conv-ReLU c -> d, 1x1 conv (registered cell c = d = 16; "
+    "the Fig. 2 study builds every (c, d) of its grid)",
+    tags=("plain", "fig2"),
+    paper_name="3-layer network (Fig. 2)",
+)
 
 # ------------------------------------------------------------------------------------------ Oyedotun et al.
 register(

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from normbench.models.layers import ProjectedConv2d
+from normbench.models.fig2net import fig2_network
 from normbench.probes._common import (
     LayerSpec,
     LossFn,
@@ -191,41 +191,6 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 Project = Callable[[nn.Module], None]
 
 
-def fig2_network(
-    c: int, d: int, in_channels: int = 3, num_classes: int = 10, relu: bool = True
-) -> nn.Sequential:
-    """The small 3-layer network of Zaeemzadeh et al., Sec. 3 / Fig. 2.
-
-    "The network consists of 3 convolutional layers, followed by ReLU non-linearity. [...] the second layer
-    is a 3x3 convolution with c input channels and d output channels. The first and third layers are 1x1
-    convolutions to change the number of channels and to match the size of the input and output layers."
-
-    Layout (names are stable: ``stem``, ``block``, ``head``)::
-
-        stem  = 1x1 conv (in_channels -> c), ReLU
-        block = 3x3 conv (c -> d, padding 1), ReLU      # the Conv-ReLU layer whose ratio Fig. 2 plots
-        head  = 1x1 conv (d -> num_classes), global average pool, flatten  -> logits
-
-    Our choices where the paper is silent: no bias; no ReLU after the last conv (it produces the logits);
-    global average pooling to reach the classifier output; He (fan-out) normal init as in Sec. 4.
-    All three convs are :class:`~normbench.models.layers.ProjectedConv2d` ("we perform the projection on
-    the convolution layers"), so the Procrustes method finds them. ``relu=False`` drops the ReLUs (used
-    by the known-answer tests: an orthogonal middle layer then has ratio exactly 1).
-    """
-    act: Callable[[], nn.Module] = nn.ReLU if relu else nn.Identity
-    net = nn.Sequential()
-    net.add_module("stem", nn.Sequential(ProjectedConv2d(in_channels, c, 1, bias=False), act()))
-    net.add_module("block", nn.Sequential(ProjectedConv2d(c, d, 3, padding=1, bias=False), act()))
-    net.add_module(
-        "head",
-        nn.Sequential(ProjectedConv2d(d, num_classes, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten()),
-    )
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-    return net
-
-
 def _epoch_batches(batches: Iterable[Batch] | Callable[[], Iterable[Batch]]) -> Iterable[Batch]:
     return batches() if callable(batches) else batches
 
@@ -245,6 +210,8 @@ def fig2_ratio(
     relu: bool = True,
     num_classes: int = 10,
     loss_fn: LossFn | None = None,
+    method: Any = None,
+    test_batches: Callable[[], Iterable[Batch]] | None = None,
 ) -> dict[str, Any]:
     """One cell of Zaeemzadeh et al.'s Fig. 2: train the 3-layer network, then measure its middle layer.
 
@@ -260,7 +227,15 @@ def fig2_ratio(
     every ``project_every``-th optimizer step. Wire the Procrustes method here, e.g.
     ``project=lambda net: method.after_step(net, 0)``.
 
-    Returns ``{"c", "d", "projected", "steps", "ratio", "grad_norm_in", "grad_norm_out"}``.
+    ``method``, when given, is a training method of :mod:`normbench.methods` run at its hooks as the trainer
+    runs it (attach after one no-grad forward pass, ``loss_term``, ``after_step``, ``after_epoch``; the
+    optimizer's weight decay stays on only if ``method.uses_weight_decay``): this is how the Fig. 2 study
+    (:mod:`normbench.fig2`) applies the ``procrustes`` method of a configuration. ``test_batches`` (a callable
+    returning the test batches) adds the test loss and error after training.
+
+    Returns ``{"c", "d", "projected", "steps", "ratio", "grad_norm_in", "grad_norm_out", "in_shape",
+    "out_shape", "ratio_per_sample_mean", "train_loss", "train_error"}`` (the last epoch's running means; error
+    in %), plus ``"test_loss", "test_error"`` with ``test_batches``.
     """
     if loss_fn is None:
         loss_fn = nn.functional.cross_entropy
@@ -269,31 +244,67 @@ def fig2_ratio(
         net = fig2_network(c, d, in_channels=probe_batch[0].shape[1], num_classes=num_classes, relu=relu)
         dev = probe_batch[0].device
         net.to(dev)
-        if project is not None:
+        if project is not None or method is not None:
             with torch.no_grad():
-                net(probe_batch[0])
+                net(probe_batch[0])  # each ProjectedConv2d records its input grid
+        if method is not None:
+            method.attach(net)
+        if project is not None:
             project(net)
-        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+        decay = weight_decay if method is None or method.uses_weight_decay else 0.0
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=decay)
         steps = 0
         net.train()
-        for _ in range(epochs):
+        loss_sum, wrong, seen = 0.0, 0, 0
+        for epoch in range(1, epochs + 1):
+            loss_sum, wrong, seen = 0.0, 0, 0
             for xb, yb in _epoch_batches(train_batches):
+                xb, yb = xb.to(dev), yb.to(dev)
+                logits = net(xb)
+                loss = loss_fn(logits, yb)
+                extra = method.loss_term(net) if method is not None else None
                 opt.zero_grad(set_to_none=True)
-                loss_fn(net(xb.to(dev)), yb.to(dev)).backward()
+                (loss if extra is None else loss + extra).backward()
                 opt.step()
+                if method is not None:
+                    method.after_step(net, steps)
                 steps += 1
                 if project is not None and steps % project_every == 0:
                     project(net)
-        rec = block_grad_norm_ratios(net, probe_batch, blocks=["block"], loss_fn=loss_fn)[0]
-    return {
-        "c": c,
-        "d": d,
-        "projected": project is not None,
-        "steps": steps,
-        "ratio": rec["ratio"],
-        "grad_norm_in": rec["grad_norm_in"],
-        "grad_norm_out": rec["grad_norm_out"],
-    }
+                loss_sum += loss.item() * len(yb)
+                wrong += int((logits.argmax(1) != yb).sum())
+                seen += len(yb)
+            if method is not None:
+                method.after_epoch(net, epoch)
+        rec = block_grad_norm_ratios(net, probe_batch, blocks=[net.block], loss_fn=loss_fn)[0]
+        out = {
+            "c": c,
+            "d": d,
+            "projected": project is not None or (method is not None and method.name != "none"),
+            "steps": steps,
+            **{k: rec[k] for k in ("ratio", "grad_norm_in", "grad_norm_out", "ratio_per_sample_mean")},
+            "in_shape": rec["in_shape"],
+            "out_shape": rec["out_shape"],
+            "train_loss": loss_sum / seen if seen else math.nan,
+            "train_error": 100.0 * wrong / seen if seen else math.nan,
+        }
+        if test_batches is not None:
+            out.update(_evaluate(net, test_batches(), loss_fn))
+    return out
+
+
+@torch.no_grad()
+def _evaluate(net: nn.Module, batches: Iterable[Batch], loss_fn: LossFn) -> dict[str, float]:
+    """Mean loss and error (%) over ``batches`` in eval mode; the net is put back in training mode."""
+    net.eval()
+    loss_sum, wrong, seen = 0.0, 0, 0
+    for xb, yb in batches:
+        logits = net(xb)
+        loss_sum += float(loss_fn(logits, yb)) * len(yb)
+        wrong += int((logits.argmax(1) != yb).sum())
+        seen += len(yb)
+    net.train()
+    return {"test_loss": loss_sum / seen, "test_error": 100.0 * wrong / seen}
 
 
 def fig2_grid(

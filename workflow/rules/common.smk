@@ -3,6 +3,7 @@ import json
 import math
 
 from normbench.probes.record import PROBES
+from normbench.data import get_spec
 from normbench.config import ConfigError, RunSpec, results_dir, run_config, run_specs, validate_config
 
 try:
@@ -44,12 +45,16 @@ def run_spec_json(wildcards) -> str:
     return json.dumps(run_config(CONFIG, spec), sort_keys=True)
 
 
+# Zaeemzadeh Fig. 2 studies (experiments with a grid): their runs and figure come from fig2.smk
+GRID_EXPERIMENTS = [name for name, exp in CONFIG["experiments"].items() if exp["grid"]]
+
+
 def figure_files() -> list[str]:
-    """Training curves of every experiment and a figure per probe it records."""
+    """Training curves of every experiment (a Fig. 2 study: its heat maps) and a figure per probe it records."""
     return [
         f"{RES}/figures/{name}/{fig}.png"
         for name, exp in CONFIG["experiments"].items()
-        for fig in ["curves", *exp["probes"]["names"]]
+        for fig in ["fig2_grid" if exp["grid"] else "curves", *exp["probes"]["names"]]
     ]
 
 
@@ -65,6 +70,13 @@ CONTAINER = CONFIG["container"]
 def train_resources(experiment: str) -> dict:
     """A training job's resources: the config's top-level `resources`, overridden by the experiment's."""
     return {**CONFIG["resources"], **CONFIG["experiments"][experiment]["resources"]}
+
+
+def train_threads(wildcards) -> int:
+    """The trainer's threads, plus the DataLoader workers of a streamed data set (ImageNet)."""
+    exp = CONFIG["experiments"][wildcards.experiment]
+    workers = CONFIG["data"]["workers"] if get_spec(exp["dataset"]).streamed else 0
+    return max(1, CONFIG["threads"]) + workers
 
 
 def train_gpus(wildcards) -> int:

@@ -1,3 +1,5 @@
+# Figures of every experiment, from its run logs: training curves in the paper's layout (the experiment's
+# `figure:` block), one figure per probe it records; the Fig. 2 study's heat maps are in fig2.smk.
 rule figures:
     input:
         lambda w: metrics_files(w.experiment),
@@ -8,13 +10,14 @@ rule figures:
         f"{RES}/logs/figures/{{experiment}}/curves.log",
     params:
         out_dir=lambda w, output: os.path.dirname(os.path.dirname(output.png)),
+        layout=lambda w: json.dumps(CONFIG["experiments"][w.experiment]["figure"], sort_keys=True),
     resources:
         mem_mb=2000,
         runtime=30,
     container:
         CONTAINER
     shell:
-        "normbench figures {input:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "normbench figures {input:q} --layout {params.layout:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule probe_figure:

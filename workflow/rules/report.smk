@@ -1,6 +1,7 @@
 rule report:
     input:
         f"{RES}/comparison.csv",
+        rules.paper_tables.output,
         expand(f"{RES}/tables/{{experiment}}.csv", experiment=EXPERIMENTS),
         figure_files(),
     output:

@@ -13,7 +13,7 @@ rule train:
     params:
         spec=run_spec_json,
         out=lambda w, output: os.path.dirname(output.metrics),
-    threads: max(1, CONFIG["threads"])
+    threads: train_threads
     resources:
         gpu=train_gpus,
         mem_mb=train_mem_mb,
