@@ -14,7 +14,8 @@ the same sequence and two runs of one seed see the same batches.
   Inception-ResNet training use). The result does not depend on the number of workers. Evaluation resizes
   the shorter side to ``image_size * 256/224`` and takes the centre crop (the single-crop protocol).
 
-The last batch of an epoch is kept even when smaller than ``batch_size`` (drop_last=False).
+The last batch of an epoch is kept even when smaller than ``batch_size`` unless ``drop_last`` (the run's
+``engine.drop_last``) asks to drop it; dropping draws nothing for it (the generator advances less).
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ class TensorBatches:
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         return normalize(x, self.data.mean, self.data.std)
 
-    def train_epoch(self, gen: torch.Generator) -> Iterator[Batch]:
+    def train_epoch(self, gen: torch.Generator, drop_last: bool = False) -> Iterator[Batch]:
         perm = torch.randperm(self.num_train, generator=gen).to(self.device)
-        for i in range(0, self.num_train, self.batch_size):
+        end = self.num_train - self.num_train % self.batch_size if drop_last else self.num_train
+        for i in range(0, end, self.batch_size):
             idx = perm[i : i + self.batch_size]
             yield self._norm(augment(self.train_x[idx], self.pad, self.flip, gen)), self.train_y[idx]
 
@@ -130,12 +132,13 @@ class FolderBatches:
             x = x.to(self.device, non_blocking=True)
             yield normalize(x, self.data.mean, self.data.std), y.to(self.device, non_blocking=True)
 
-    def train_epoch(self, gen: torch.Generator) -> Iterator[Batch]:
+    def train_epoch(self, gen: torch.Generator, drop_last: bool = False) -> Iterator[Batch]:
         perm = torch.randperm(self.num_train, generator=gen).tolist()
         seeds = torch.randint(0, 2**63 - 1, (self.num_train,), generator=gen).tolist()
         keys = list(zip(perm, seeds, strict=True))
         bs = self.batch_size
-        yield from self._load(self.train_set, [keys[i : i + bs] for i in range(0, len(keys), bs)])
+        end = len(keys) - len(keys) % bs if drop_last else len(keys)
+        yield from self._load(self.train_set, [keys[i : i + bs] for i in range(0, end, bs)])
 
     def test_batches(self, batch: int | None = None) -> Iterator[Batch]:
         bs = batch or 2 * self.batch_size

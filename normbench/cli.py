@@ -163,6 +163,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from normbench.bench import format_table, run_bench, validate_bf16
+
+    if args.validate_bf16:
+        from normbench.config import RunSpec, load_config, run_config
+
+        if not (args.config and args.experiment and args.model):
+            raise SystemExit("normbench bench --validate-bf16: give --config, --experiment and --model")
+        config = load_config(args.config)
+        cfg = run_config(config, RunSpec(args.experiment, args.model, args.method, args.seed))
+        verdict = validate_bf16(
+            cfg, args.validate_bf16, args.epochs, args.tolerance, data_path=args.data, work_dir=args.work_dir
+        )
+        print(json.dumps(verdict, indent=1, sort_keys=True))
+        return 0 if verdict["passed"] else 1
+    result = run_bench(
+        args.models,
+        args.device,
+        args.batch_size,
+        args.steps,
+        args.warmup,
+        args.precision,
+        args.deterministic,
+        args.repeats,
+    )
+    print(format_table(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(args.json)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -354,6 +387,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--title", default="")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "bench",
+        help="time the eager training loop against the fast engine on this device (images/s, s per epoch)",
+        description="Train each model with the eager loop and with the fast engine (normbench.engine) on "
+        "synthetic uint8 data of CIFAR shape held on the device, and print images/s, seconds per CIFAR epoch "
+        "(50,000 images) and the ratio to eager fp32, as a table and (--json) JSON. With --validate-bf16 OUT, "
+        "instead train one configured run in fp32 and in bf16 on a short schedule and write the verdict that "
+        "gates bf16 runs (engine.bf16_validation); exit 1 if it fails.",
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=["preact_resnet164", "procresnet166:procrustes"],
+        help="registry models, optionally NAME:METHOD (default: preact_resnet164 procresnet166:procrustes; "
+        "add preact_resnet1001 for the 1001-layer net)",
+    )
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per engine (default 20)")
+    p.add_argument(
+        "--warmup", type=int, default=5, help="untimed steps first (default 5; graphs are captured there)"
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    p.add_argument(
+        "--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="precisions (fp32 always)"
+    )
+    p.add_argument("--deterministic", action="store_true", help="no cuDNN autotuning in the fast engine")
+    p.add_argument(
+        "--repeats", type=int, default=1, help="time the engines alternately N times, keep the best"
+    )
+    p.add_argument("--json", help="also write the result as JSON here")
+    p.add_argument("--validate-bf16", metavar="OUT", help="write the bf16-vs-fp32 validation verdict to OUT")
+    p.add_argument("--config", help="--validate-bf16: workflow config YAML")
+    p.add_argument("--experiment")
+    p.add_argument("--model")
+    p.add_argument("--method", default="none")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="--validate-bf16: short schedule (default: the experiment's)")
+    p.add_argument("--tolerance", type=float, default=1.0, help="max |test error difference| in pp (1.0)")
+    p.add_argument("--data", help="--validate-bf16: prepared data file from 'normbench data'")
+    p.add_argument("--work-dir", help="--validate-bf16: folder for the two runs (default: a temporary one)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("models", help="list the model registry with parameter counts (ours vs paper)")
     p.add_argument("--json", action="store_true", help="JSON list with name, params, paper_params, ...")

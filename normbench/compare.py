@@ -236,6 +236,10 @@ def protocol_differences(ref: Reference, runs: list[Run]) -> list[str]:
         diffs.append(f"architecture {cfg['arch']} in place of {cfg['model']}")
     if ref.runs is not None and len(runs) < ref.runs:
         diffs.append(f"{len(runs)} runs (paper: {ref.runs})")
+    from normbench.engine import bf16_validated
+
+    if not all(bf16_validated(r.config) for r in runs):
+        diffs.append("bf16 autocast without a passing fp32 validation (engine.bf16_validation)")
     return diffs
 
 

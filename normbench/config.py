@@ -224,6 +224,7 @@ def run_config(config: dict, spec: RunSpec) -> dict:
         "device": config["device"],
         "threads": config["threads"],
         "deterministic": config["deterministic"],
+        "engine": dict(config["engine"]),
     }
 
 

@@ -44,12 +44,6 @@ def grid_run_config(config: dict, spec: RunSpec) -> dict:
     return {**run_config(config, spec), "grid": {"c": list(grid["c"]), "d": list(grid["d"])}}
 
 
-def _device(name: str) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 def grid_run(
     cfg: dict[str, Any],
     out_dir: str | Path,
@@ -63,13 +57,14 @@ def grid_run(
     from normbench.probes import json_safe
     from normbench.probes.gradients import fig2_ratio
     from normbench.provenance import provenance
+    from normbench.train import select_device
 
     t_start = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
-    device = _device(cfg["device"])
+    device = select_device(cfg["device"])
     opt = cfg["optimizer"]
     if opt["name"] != "sgd":
         raise ValueError(f"the Fig. 2 study trains with SGD (Sec. 4), not {opt['name']!r}")

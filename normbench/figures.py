@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -188,6 +189,7 @@ def plot_curves(
                 )
                 if metric == "loss" and opts["loss_scale"] == "log":
                     ax.set_yscale("log")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             ax.set_xlabel("epoch" if row == len(METRIC_AXES) - 1 else "")
             ax.set_ylabel(label if col == 0 else "")
             if row == 0 and by_depth:
@@ -288,7 +290,7 @@ def plot_fig2_grid(
     runs_n = int(df["runs"].max()) if not df.empty else 0
     epoch = int(df["epoch"].max()) if not df.empty else 0
     caption = (
-        f"ratio ||dE/dx_(l+1)|| / ||dE/dx_l|| of the Conv-ReLU layer at epoch {epoch}, "
+        rf"ratio $\|\partial E/\partial x_{{l+1}}\| \,/\, \|\partial E/\partial x_l\|$ of the Conv-ReLU layer at epoch {epoch}, "
         f"mean over {runs_n} runs (annotated; colour: log10)"
     )
     return save_figure(fig, out_stem, f"{title}\n{caption}" if title else caption)

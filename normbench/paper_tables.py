@@ -10,12 +10,17 @@ runs, so it can be rebuilt at any time:
   paper has no number for is empty. Written as ``<out>/<paper>/<table>.{md,csv,tex}``: Markdown, a tidy CSV
   (one line per cell: row, column, ours, spread, n, paper value, verdict, ...) and a LaTeX ``tabular`` with
   booktabs rules.
-- **Baselines**: a configuration that several papers report (say pre-activation ResNet-164 on CIFAR-100,
-  its test error) is shown once with every paper's number side by side and ours. Entries are grouped by
-  (model, method, method options, optimizer, data set, metric), the data set, options and optimizer read
-  from the references (:func:`normbench.references.load_references`); a group is shown when entries of at
-  least two papers fall in it. Entries without a model (cited rows whose network the transcription does not
-  name) are never grouped. Written as ``<out>/baselines.{md,csv,tex}``, with a sentence when no group exists.
+- **Baselines**: a baseline that several papers report (say ResNet-164 on CIFAR-100, its test error) is
+  shown once with every paper's number side by side and ours. Entries are grouped by (baseline network,
+  method, method options, optimizer, data set, metric). The baseline network is the name the papers use,
+  whatever the layout: :func:`baseline_name` drops ``preact_`` and calls ``convnet`` ``plain``, so
+  Zaeemzadeh's pre-activation bottleneck ResNet-164 and Oyedotun's ResNet-164 (He et al.'s other CIFAR
+  layout) meet in one line, each entry naming its own registry model, since "ResNet-164" in two papers need
+  not be one network. Accuracies are shown as errors (100 - accuracy) so that a paper printing one meets a
+  paper printing the other. The data set, options and optimizer are read from the references
+  (:func:`normbench.references.load_references`); a group is shown when entries of at least two papers fall
+  in it. Entries without a model (cited rows whose network the transcription does not name) are never
+  grouped. Written as ``<out>/baselines.{md,csv,tex}``, with a sentence when no group exists.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +41,10 @@ from normbench.references import Reference, load_references
 MARKS = {"REPRODUCED": "✓", "DEVIATES": "✗", "INCONCLUSIVE": "?", "PROXY": "PROXY", "NOT RUN": "NOT RUN"}
 TEX_MARKS = {"REPRODUCED": r"$\checkmark$", "DEVIATES": r"$\times$", "INCONCLUSIVE": "?"}
 LEGEND = (
-    "Cells: ours (mean ± std over n runs; best/max of n where the paper reports that), the paper's number in "
-    "brackets, then the verdict: ✓ REPRODUCED, ✗ DEVIATES, ? INCONCLUSIVE (fewer than 2 runs), PROXY (our "
-    "protocol differs from the paper's: never a reproduction), NOT RUN. An empty cell: the paper prints no "
+    "Cells: ours (mean ± std over n runs; where the paper reports a best or max of n, that statistic of our "
+    "runs, Boo_n being the expected best of n), the paper's number in brackets, then the verdict: "
+    "✓ REPRODUCED, ✗ DEVIATES, ? INCONCLUSIVE (fewer than 2 runs), PROXY (our protocol differs from the "
+    "paper's: never a reproduction), NOT RUN. An empty cell: the paper prints no "
     "number there that the references record. Tolerance rules: comparison.md."
 )
 CELL_FIELDS = [
@@ -119,7 +126,8 @@ def read_comparison(path: str | Path) -> list[dict[str, Any]]:
     """The rows of ``comparison.json`` (or ``comparison.csv``), in reference order."""
     path = Path(path)
     if path.suffix == ".csv":
-        rows = pd.read_csv(path, keep_default_na=True).to_dict("records")
+        text = {"row": str, "column": str, "model": str, "method": str, "id": str}
+        rows = pd.read_csv(path, dtype=text).to_dict("records")
     else:
         rows = json.loads(path.read_text(encoding="utf-8"))
     return [_clean(r) for r in rows]
@@ -155,7 +163,7 @@ def fmt(x: float | None, digits: int = 2) -> str:
     """A number as a table prints it: '-' for none, 4 significant digits from 1000 on."""
     if x is None:
         return "-"
-    if abs(x) >= 1000 and x != int(x) or abs(x) >= 1e6:
+    if (abs(x) >= 1000 and x != int(x)) or abs(x) >= 1e6:
         return f"{x:.4g}"
     return f"{x:.{digits}f}"
 
@@ -186,7 +194,9 @@ def ours_text(r: dict[str, Any], tex: bool = False) -> str:
     d = digits(r)
     text = fmt(r["ours"], d)
     if r["statistic"] in ("best", "max", "median") and r["n"] > 1:
-        text += f" ({r['statistic']} of {r['n']})"
+        estimator = r.get("estimator") if isinstance(r.get("estimator"), str) else ""
+        label = estimator.split(",")[0] if estimator else f"{r['statistic']} of {r['n']}"
+        text += f" ({label})"
     elif r["ours_std"] is not None and r["statistic"] not in ("std", "none"):
         text += pm + fmt(r["ours_std"], max(d, 2))
     if r["diverged"]:
@@ -410,13 +420,31 @@ def _options_text(options: Any) -> str:
     return json.dumps(options, sort_keys=True) if options else ""
 
 
+ERROR_OF = {"test_accuracy": "final_test_error", "train_accuracy": "final_train_error"}
+
+
+def baseline_name(model: str) -> str:
+    """The network as the papers name it across layouts: ``preact_resnet164`` and ``resnet164`` are both
+    ResNet-164 (``resnet164``), ``convnet164`` and ``plain164`` both Plain-164 (``plain164``)."""
+    return re.sub(r"(^|_)preact_", r"\1", model).replace("convnet", "plain")
+
+
+def as_error(r: dict[str, Any]) -> dict[str, Any]:
+    """A comparison row with an accuracy metric restated as the error 100 - accuracy (paper and ours)."""
+    if r["metric"] not in ERROR_OF:
+        return r
+    flip = {k: None if r[k] is None else round(100.0 - r[k], 10) for k in ("paper_value", "ours")}
+    return {**r, **flip, "metric": ERROR_OF[r["metric"]], "column": f"100 - {r['column']}"}
+
+
 def baseline_groups(
     rows: list[dict[str, Any]], references: list[Reference] | None = None, min_papers: int = 2
 ) -> list[dict[str, Any]]:
-    """Groups of comparison rows that report the same configuration (see the module docstring).
+    """Groups of comparison rows that report the same baseline (see the module docstring).
 
     The data set, options and optimizer of a row come from its reference (matched by id) and else from the
-    row itself. Returns dicts with the key fields and ``entries`` (the rows), in first-seen order.
+    row itself. Returns dicts with the key fields and ``entries`` (the rows, accuracies restated as errors),
+    in first-seen order.
     """
     by_id = {ref.id: ref for ref in (load_references() if references is None else references)}
     groups: dict[tuple, dict[str, Any]] = {}
@@ -424,14 +452,15 @@ def baseline_groups(
         ref = by_id.get(r["id"])
         if not r["model"]:
             continue
+        r = as_error(r)
         dataset = ref.dataset if ref else r.get("dataset")
         options = _options_text(ref.options if ref else r.get("options"))
         optimizer = (ref.optimizer if ref else r.get("optimizer")) or ""
-        key = (r["model"], r["method"], options, optimizer, dataset, r["metric"])
+        key = (baseline_name(r["model"]), r["method"], options, optimizer, dataset, r["metric"])
         g = groups.setdefault(
             key,
             {
-                "model": r["model"],
+                "model": key[0],
                 "method": r["method"],
                 "options": options,
                 "optimizer": optimizer,
@@ -456,22 +485,19 @@ def baseline_grid(groups: list[dict[str, Any]], tex: bool = False) -> tuple[list
         for paper in papers:
             mine = [e for e in g["entries"] if e["paper"] == paper]
             cells.append(
-                "; ".join(f"{paper_text(e)} ({e['label']}, {e['column']})" for e in mine) if mine else ""
+                "; ".join(f"{paper_text(e)} ({e['label']}, {e['column']}; {e['model']})" for e in mine)
+                if mine
+                else ""
             )
-        ours = list(
-            dict.fromkeys(
-                f"{ours_text(e, tex)} {(TEX_MARKS if tex else MARKS).get(e['verdict'], e['verdict'])}"
-                if e["verdict"] != "NOT RUN"
-                else "NOT RUN"
-                for e in g["entries"]
-            )
-        )
-        if len(ours) > 1:  # runs reproduce each paper's table separately: say whose
-            ours = [
-                f"{ours_text(e, tex)} ({e['paper']} {e['label']})"
-                for e in g["entries"]
-                if e["verdict"] != "NOT RUN"
-            ]
+        marks = TEX_MARKS if tex else MARKS
+        texts = {id(e): f"{ours_text(e, tex)} {marks.get(e['verdict'], e['verdict'])}" for e in g["entries"]}
+        ran = [e for e in g["entries"] if e["verdict"] != "NOT RUN"]
+        if not ran:
+            ours = ["NOT RUN"]
+        elif len(ran) == len(g["entries"]) and len({texts[id(e)] for e in ran}) == 1:
+            ours = [texts[id(ran[0])]]
+        else:  # runs stand for each paper's table separately: say whose
+            ours = list(dict.fromkeys(f"{texts[id(e)]} ({e['paper']} {e['label']})" for e in ran))
         values = [e["paper_value"] for e in g["entries"] if e["paper_value"] is not None]
         rng = fmt(max(values) - min(values)) if len(values) > 1 else "-"
         body.append([g["model"], method, g["dataset"], g["metric"], *cells, "; ".join(ours), rng])
@@ -524,12 +550,15 @@ def read_baselines(path: str | Path) -> list[dict[str, Any]]:
 
 
 BASELINES_INTRO = (
-    "The same configuration (model, method and its options, optimizer, data set, metric) as reported by "
-    "several papers, each paper's number in its column (table, column), ours beside them, and the range of "
-    "the papers' numbers (papers often cite one another's baselines; a range above 0 means they disagree)."
+    "The same baseline (network as the papers name it, method and its options, optimizer, data set, metric) "
+    "as reported by several papers, each paper's number in its column (table, column; the registry network "
+    "that stands for it: 'ResNet-164' need not be one layout in two papers), ours beside them, and the range "
+    "of the papers' numbers (papers often cite one another's baselines; a range above 0 means they "
+    "disagree). Accuracies are restated as errors (100 - accuracy)."
 )
 NO_BASELINES = (
-    "No configuration (model, method and its options, optimizer, data set, metric) has reference numbers in "
+    "No baseline (network as the papers name it, method and its options, optimizer, data set, metric) has "
+    "reference numbers in "
     "two or more papers. Cited rows whose network the references do not name are not grouped."
 )
 

@@ -3,8 +3,10 @@
 Each builder takes the runs of one experiment and draws the paper's layout from their logs alone, mean over
 seeds (seaborn's ``errorbar="sd"`` band where a line is drawn):
 
-- ``grad_norm_ratio``: Zaeemzadeh Fig. 3, one panel per variant, ||dE/dx_{l+1}|| / ||dE/dx_l|| per block over
-  epochs, transition blocks dark, the others light;
+- ``grad_norm_ratio``: Zaeemzadeh Fig. 3, ||dE/dx_{l+1}|| / ||dE/dx_l|| per block over epochs (log axis),
+  transition blocks dark, the others light; one row per depth and one column per architecture (+ method) when
+  the runs span several depths (the paper's 3x3 grid of Plain/ResNet/ProcResNet x 20/83/164), else one panel
+  per variant;
 - ``backward_moments``: Xie Fig. 3, q^1/q^L (second moment of the backward error at the first conv over the
   last) over epochs;
 - ``weight_correlation``: Xie Fig. 2, mean signed correlation among filters (Eq. 8) over epochs;
@@ -27,15 +29,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from normbench.figures import method_label, no_data, save_figure  # noqa: E402
+from normbench.figures import method_label, model_depth, no_data, save_figure  # noqa: E402
 from normbench.probes._common import as_float  # noqa: E402
 from normbench.runs import Run  # noqa: E402
 
 
-def variant(run: Run) -> str:
-    """The run's model and method (with the method's options, e.g. ``convnet20+svb(eps=0.05)``)."""
+def variant(run: Run, strip_depth: bool = False) -> str:
+    """The run's model and method (with the method's options, e.g. ``convnet20+svb(eps=0.05)``); with
+    ``strip_depth`` the model's registry depth is left out of its name (``plain`` for ``plain83``)."""
     method = method_label(run.config)
-    return run.config["model"] + (f"+{method}" if method else "")
+    depth = model_depth(run.config) if strip_depth else None
+    model = (
+        run.config["model"].replace(str(depth), "", 1).strip("_")
+        if depth is not None
+        else run.config["model"]
+    )
+    return model + (f"+{method}" if method else "")
 
 
 def probe_records(runs: list[Run], name: str):
@@ -58,6 +67,8 @@ def plot_grad_norm_ratio(runs: list[Run], out_stem: Path, title: str) -> list[Pa
     rows = [
         {
             "variant": variant(r),
+            "family": variant(r, strip_depth=True),
+            "depth": model_depth(r.config),
             "seed": r.config["seed"],
             "epoch": e,
             "block": b["index"],
@@ -68,26 +79,45 @@ def plot_grad_norm_ratio(runs: list[Run], out_stem: Path, title: str) -> list[Pa
         for b in res
     ]
     df = pd.DataFrame(rows)
-    variants = list(dict.fromkeys(df["variant"])) if not df.empty else [""]
-    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.6), squeeze=False, sharey=True)
-    for ax, var in zip(axes[0], variants):
-        sub = df[df["variant"] == var] if not df.empty else df
-        if sub.empty:
-            no_data(ax)
-        else:
-            mean = sub.groupby(["block", "transition", "epoch"], as_index=False)["ratio"].mean()
-            for (_block, kind), g in mean.groupby(["block", "transition"]):
-                ax.plot(
-                    g["epoch"],
-                    g["ratio"],
-                    color="#1f3d7a" if kind == "transition" else "#9fb6e0",
-                    lw=1.6 if kind == "transition" else 0.8,
-                    zorder=3 if kind == "transition" else 2,
-                )
-            ax.set_yscale("log")
-            ax.axhline(1.0, color="k", lw=0.6, ls=":")
-        ax.set_title(var)
-        ax.set_xlabel("epoch")
+    # Fig. 3's layout: one row per depth, one column per architecture, when the runs span several depths
+    by_depth = not df.empty and df["depth"].nunique() > 1
+    if df.empty:
+        cells, row_keys, col_keys = {}, [None], [""]
+    else:
+        rkey, ckey = ("depth", "family") if by_depth else (None, "variant")
+        row_keys = sorted(df["depth"].unique()) if by_depth else [None]
+        col_keys = list(dict.fromkeys(df[ckey]))
+        cells = {
+            (rv, cv): g
+            for (rv, cv), g in df.groupby([rkey or (lambda _: None), ckey], sort=False, dropna=False)
+        }
+    fig, axes = plt.subplots(
+        len(row_keys),
+        len(col_keys),
+        figsize=(4.2 * len(col_keys), 3.2 * len(row_keys)),
+        squeeze=False,
+        sharey=True,
+        sharex=True,
+    )
+    for i, rv in enumerate(row_keys):
+        for j, cv in enumerate(col_keys):
+            ax, sub = axes[i][j], cells.get((rv, cv))
+            if sub is None or sub.empty:
+                no_data(ax)
+            else:
+                mean = sub.groupby(["block", "transition", "epoch"], as_index=False)["ratio"].mean()
+                for (_block, kind), g in mean.groupby(["block", "transition"]):
+                    ax.plot(
+                        g["epoch"],
+                        g["ratio"],
+                        color="#1f3d7a" if kind == "transition" else "#9fb6e0",
+                        lw=1.6 if kind == "transition" else 0.8,
+                        zorder=3 if kind == "transition" else 2,
+                    )
+                ax.set_yscale("log")
+                ax.axhline(1.0, color="k", lw=0.6, ls=":")
+            ax.set_title(f"{cv}, depth {int(rv)}" if rv is not None else cv)
+            ax.set_xlabel("epoch" if i == len(row_keys) - 1 else "")
     axes[0][0].set_ylabel("gradient norm ratio ||dE/dx_{l+1}|| / ||dE/dx_l||")
     handles = [plt.Line2D([], [], color="#1f3d7a", lw=1.6), plt.Line2D([], [], color="#9fb6e0", lw=0.8)]
     axes[0][-1].legend(handles, ["transition blocks", "non-transition blocks"], fontsize=7)

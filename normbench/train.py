@@ -8,12 +8,16 @@ generator seeded with the run's seed; in-memory tensors or streamed image folder
     loss.backward(); optimizer.step(); method.after_step(model, step)
 
 then ``method.after_epoch``, an evaluation on the test set, one record appended to ``metrics.jsonl`` and an
-atomic resume checkpoint. A non-finite training loss stops the run: the log gets a ``diverged`` record and the
+atomic resume checkpoint. The step itself is an object of :mod:`normbench.engine` chosen by the run's
+``engine`` block: the eager loop body (default) or the fast engine (device-side running totals, CUDA-graph
+replay on a GPU); both compute the same step. The engine that actually ran (``fast+cuda_graphs`` or its
+fallback) and, for bf16, whether a passing fp32 validation exists are written into ``provenance.json``. A non-finite training loss stops the run: the log gets a ``diverged`` record and the
 run ends normally, since divergence is a result (Zaeemzadeh et al. 2020, Plain-164). Training error is the
 running error over the epoch's mini-batches in train mode, as the papers' training curves report it.
 
-The last mini-batch of an epoch is kept even when smaller than ``batch_size`` (drop_last=False). The
-evaluation records test loss, top-1 and top-5 error.
+The last mini-batch of an epoch is kept even when smaller than ``batch_size`` (``engine.drop_last: false``,
+the default; the fast engine captures a second CUDA graph for it). With ``drop_last: true`` it is dropped under
+either engine. The evaluation records test loss, top-1 and top-5 error.
 
 Probes (``cfg["probes"]["names"]``, :mod:`normbench.probes`) are recorded at epoch 0 (initialisation) and
 every ``every`` epochs after the evaluation, as ``{"kind": "probe", "epoch", "probes", "seconds"}`` records,
@@ -39,6 +43,12 @@ from torch import nn
 from normbench.batches import make_batches
 from normbench.checkpoint import load_latest, save_atomic
 from normbench.data import load_dataset, load_prepared
+from normbench.engine import (
+    bf16_validated,
+    build_optimizer,  # noqa: F401  (re-exported: normbench.train.build_optimizer)
+    build_step,
+    engine_config,
+)
 from normbench.methods import build_method
 from normbench.models import build_model
 from normbench.probes import record_probes
@@ -62,25 +72,6 @@ def set_determinism(seed: int, deterministic: bool) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-
-
-def build_optimizer(params, cfg: dict[str, Any], weight_decay: bool = True) -> torch.optim.Optimizer:
-    """The optimizer set of Xie et al. 2017, Table 2; ``weight_decay=False`` when a method replaces L2."""
-    name, lr, mom = cfg["name"], cfg["lr"], cfg["momentum"]
-    wd = cfg["weight_decay"] if weight_decay else 0.0
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd)
-    if name == "nesterov":
-        return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd, nesterov=True)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
-    if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=mom, weight_decay=wd)
-    raise ValueError(f"unknown optimizer {name!r}")
 
 
 def lr_at(epoch: int, optimizer_cfg: dict[str, Any], schedule: dict[str, Any], epochs: int) -> float:
@@ -159,7 +150,9 @@ def train_run(
     method = build_method(cfg["method"], cfg["method_options"])
     method.attach(model)
     model.to(device)
-    optimizer = build_optimizer(model.parameters(), cfg["optimizer"], method.uses_weight_decay)
+    engine = engine_config(cfg)
+    stepper = build_step(engine, model, method, cfg["optimizer"], cfg["deterministic"])
+    optimizer = stepper.optimizer
     gen = torch.Generator().manual_seed(cfg["seed"])
 
     write_json_atomic(out / "config.json", cfg)
@@ -176,6 +169,7 @@ def train_run(
         torch.set_rng_state(state["torch_rng"])
         records, step = state["records"], state["step"]
         start_epoch, prior_seconds = state["epoch"] + 1, state["train_seconds"]
+        stepper.step_count = step
         log(f"[{cfg['model']}/{cfg['method']}/seed{cfg['seed']}] resuming after epoch {state['epoch']}")
     elif state is not None:
         log(f"{resume_path}: written for another configuration; starting afresh")
@@ -195,33 +189,26 @@ def train_run(
             break
         t0 = time.time()
         lr = lr_at(epoch, cfg["optimizer"], cfg["schedule"], cfg["epochs"])
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        stepper.set_lr(lr)
         model.train()
-        loss_sum, wrong, seen, steps = 0.0, 0, 0, 0
-        diverged = None
-        for xb, yb in batches.train_epoch(gen):
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            extra = method.loss_term(model)
-            total = loss if extra is None else loss + extra
-            if not torch.isfinite(total):
-                diverged = {
-                    "kind": "diverged",
-                    "epoch": epoch,
-                    "iteration": step,
-                    "reason": f"non-finite training loss ({total.item()}) at iteration {step}",
-                }
+        stepper.start_epoch()
+        for xb, yb in batches.train_epoch(gen, drop_last=engine["drop_last"]):
+            if not stepper.step(xb, yb):
                 break
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            method.after_step(model, step)
-            step += 1
-            steps += 1
-            loss_sum += loss.item() * len(yb)
-            wrong += (logits.argmax(1) != yb).sum().item()
-            seen += len(yb)
+        stats = stepper.end_epoch()
+        step = stepper.step_count
+        diverged = None
+        if stats.diverged:
+            div = stats.diverged
+            step = div["iteration"]
+            diverged = {
+                "kind": "diverged",
+                "epoch": epoch,
+                "iteration": div["iteration"],
+                "reason": f"non-finite training loss ({div['value']}) at iteration {div['iteration']}",
+            }
+            if div["window"] != [div["iteration"], div["iteration"]]:
+                diverged["window"] = div["window"]
         if diverged:
             status = "diverged"
             records.append(diverged)
@@ -235,12 +222,12 @@ def train_run(
                 "kind": "epoch",
                 "epoch": epoch,
                 "lr": lr,
-                "train_loss": loss_sum / seen,
-                "train_error": 100.0 * wrong / seen,
+                "train_loss": stats.loss_sum / stats.seen,
+                "train_error": 100.0 * stats.wrong / stats.seen,
                 **test,
                 "seconds": time.time() - t0,
-                "steps": steps,
-                "step_seconds": train_seconds / max(steps, 1),
+                "steps": stats.steps,
+                "step_seconds": train_seconds / max(stats.steps, 1),
             }
             records.append(rec)
             append_record(metrics_path, rec)
@@ -269,7 +256,10 @@ def train_run(
             resume_path,
         )
 
-    constraints = method.finalize(model)
+    # A diverged run of the fast engine kept stepping until its check: its weights may be non-finite, and a
+    # constraint's final projection (an SVD) is then meaningless; such a run records no constraints.
+    finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    constraints = method.finalize(model) if status != "diverged" or finite else []
     final = {
         "model": model.state_dict(),
         "constraints": constraints,
@@ -283,6 +273,8 @@ def train_run(
         status=status,
         train_seconds=prior_seconds,
         wall_seconds=time.time() - t_start,
+        engine=stepper.describe(),
+        precision_validated=bf16_validated(cfg),
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t_start)),
     )
     write_json_atomic(out / "provenance.json", prov)

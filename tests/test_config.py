@@ -16,7 +16,7 @@ def test_defaults_are_filled(tiny_config):
     assert exp["methods"] == ["none"]
     assert exp["schedule"]["name"] == "constant"
     assert exp["optimizer"]["momentum"] == 0.9 and exp["optimizer"]["lr"] == 0.05
-    assert config["data"] == {"root": "data", "download": False}
+    assert config["data"] == {"root": "data", "download": False, "workers": 8}
 
 
 def test_unknown_key_is_named(tiny_config):

@@ -11,12 +11,15 @@ from conftest import copy_workflow
 
 from normbench.cli import build_parser, main
 from normbench.paper_tables import (
+    _clean,
+    baseline_grid,
     baseline_groups,
     cell_text,
     layout,
     planned_files,
     planned_tables,
     read_comparison,
+    to_latex,
     write_all,
 )
 from normbench.references import Reference, load_references
@@ -54,7 +57,9 @@ def row(paper, table, r, c, verdict="NOT RUN", value=5.2, ours=NAN, std=NAN, n=0
     }
 
 
-def ref(paper, table, r, c, dataset="cifar10", model="preact_resnet164", metric="final_test_error", value=5.2):
+def ref(
+    paper, table, r, c, dataset="cifar10", model="preact_resnet164", metric="final_test_error", value=5.2
+):
     return Reference(
         paper=paper,
         table=table,
@@ -80,7 +85,18 @@ def write_json(path, rows):
 
 ROWS = [
     row("p1", "table1", "depth 20", "ResNet", "REPRODUCED", 5.2, 5.31, 0.12, 2),
-    row("p1", "table1", "depth 20", "Plain", "PROXY", 6.0, 7.5, 0.5, 2, diffs="data set digits (paper: cifar10)"),
+    row(
+        "p1",
+        "table1",
+        "depth 20",
+        "Plain",
+        "PROXY",
+        6.0,
+        7.5,
+        0.5,
+        2,
+        diffs="data set digits (paper: cifar10)",
+    ),
     row("p1", "table1", "depth 164", "ResNet", "NOT RUN", 4.6),
     row("p1", "table1", "depth 83", "Plain", "DEVIATES", 7.0, 9.0, 0.1, 3),
     row("p1", "table2", "a", "x", "INCONCLUSIVE", 1.0, 1.5, NAN, 1),
@@ -88,7 +104,7 @@ ROWS = [
 
 
 def test_layout_keeps_the_papers_rows_and_columns_in_first_seen_order():
-    (t1, t2) = layout([read_comparison_row(r) for r in ROWS])
+    (t1, t2) = layout([_clean(r) for r in ROWS])
     assert (t1.paper, t1.table, t1.label) == ("p1", "table1", "Table1")
     assert t1.rows == ["depth 20", "depth 164", "depth 83"] and t1.columns == ["ResNet", "Plain"]
     headers, body = t1.grid()
@@ -101,17 +117,11 @@ def test_layout_keeps_the_papers_rows_and_columns_in_first_seen_order():
     assert t2.grid()[1] == [["a", "1.50 (paper 1.00) ?"]]
 
 
-def read_comparison_row(r):
-    from normbench.paper_tables import _clean
-
-    return _clean(r)
-
-
 def test_cells_for_best_of_n_diverged_and_counts():
-    from normbench.paper_tables import _clean
-
     best = _clean(row("p", "t", "r", "c", "PROXY", 6.1, 5.9, 0.2, 2, statistic="best"))
     assert cell_text(best) == "5.90 (best of 2) (paper 6.10) PROXY"
+    boo = _clean({**best, "estimator": "Boo_5, expected best of 5 from 2 runs"})
+    assert cell_text(boo) == "5.90 (Boo_5) (paper 6.10) PROXY"  # compare's estimator, when it names one
     dash = _clean({**row("p", "t", "r", "c", "REPRODUCED", None), "diverged": 2, "rule": "all runs diverge"})
     assert cell_text(dash) == "2 diverged (paper -, diverges) ✓"
     depth = _clean({**row("p", "t", "r", "c", "REPRODUCED", 164.0, 164.0, NAN, 1), "units": "layers"})
@@ -125,7 +135,11 @@ def test_md_csv_tex_written_for_every_table_including_not_run_ones(tmp_path):
     refs = [ref("p1", "table1", "depth 20", "ResNet"), ref("p2", "fig9", "only", "one", value=3.0)]
     paths = write_all(comparison, tmp_path / "out", refs)
     out = tmp_path / "out"
-    expected = {out / p / f"{t}.{e}" for p, t in [("p1", "table1"), ("p1", "table2"), ("p2", "fig9")] for e in ("md", "csv", "tex")}
+    expected = {
+        out / p / f"{t}.{e}"
+        for p, t in [("p1", "table1"), ("p1", "table2"), ("p2", "fig9")]
+        for e in ("md", "csv", "tex")
+    }
     assert expected | {out / f"baselines.{e}" for e in ("md", "csv", "tex")} == set(paths)
     md = (out / "p1" / "table1.md").read_text()
     assert md.startswith("## p1 Table1") and "| depth 20  | 5.31 ± 0.12 (paper 5.20) ✓" in md
@@ -164,8 +178,6 @@ def test_csv_comparison_reads_like_json(tmp_path):
 
 
 def test_latex_escapes_text():
-    from normbench.paper_tables import to_latex
-
     tex = to_latex(["", "# params"], [["a_b & 50%", "x"]], ["c"])
     assert "\\# params" in tex and "a\\_b \\& 50\\%" in tex
 
@@ -176,7 +188,9 @@ def test_baselines_group_across_papers_only():
         row("zae", "table3", "original", "Error", "NOT RUN", 24.33),
         row("jia", "table2", "cited", "CIFAR100", "PROXY", 22.33, 30.0, 1.0, 2),
         row("jia", "table2", "cited", "CIFAR10", "NOT RUN", 5.46),  # data set cifar10: another group
-        row("oye", "table1", "ResNet-164", "acc", "NOT RUN", 75.0, model="resnet164"),  # one paper only
+        # Oyedotun's ResNet-164 (another layout, accuracy): the same baseline, restated as an error
+        row("oye", "table1", "ResNet-164", "acc", "NOT RUN", 75.5, model="resnet164", metric="test_accuracy"),
+        row("oye", "table1", "ResNeXt-164", "acc", "NOT RUN", 75.0, model="preact_resnext164"),  # one paper
         row("xie", "table2", "cited", "CIFAR100", "NOT RUN", 20.0, model=None),  # no model: never grouped
     ]
     refs = [
@@ -185,35 +199,35 @@ def test_baselines_group_across_papers_only():
         ref("jia", "table2", "cited", "CIFAR100", dataset="cifar100"),
         ref("jia", "table2", "cited", "CIFAR10", dataset="cifar10"),
         ref("oye", "table1", "ResNet-164", "acc", model="resnet164", dataset="cifar100"),
+        ref("oye", "table1", "ResNeXt-164", "acc", model="preact_resnext164", dataset="cifar100"),
         ref("xie", "table2", "cited", "CIFAR100", model=None, dataset="cifar100"),
     ]
-    from normbench.paper_tables import _clean, baseline_grid
-
     groups = baseline_groups([_clean(r) for r in rows], refs)
     assert len(groups) == 1
     (g,) = groups
     assert (g["model"], g["method"], g["dataset"], g["metric"]) == (
-        "preact_resnet164",
+        "resnet164",
         "none",
         "cifar100",
         "final_test_error",
     )
-    assert [e["paper"] for e in g["entries"]] == ["zae", "zae", "jia"]
+    assert [e["paper"] for e in g["entries"]] == ["zae", "zae", "jia", "oye"]
     headers, body = baseline_grid(groups)
-    assert headers == ["model", "method", "data set", "metric", "zae", "jia", "ours", "papers' range"]
+    assert headers == ["model", "method", "data set", "metric", "zae", "jia", "oye", "ours", "papers' range"]
     assert body == [
         [
-            "preact_resnet164",
+            "resnet164",
             "none",
             "cifar100",
             "final_test_error",
-            "24.33 (Table2, CIFAR100); 24.33 (Table3, Error)",
-            "22.33 (Table2, CIFAR100)",
-            "NOT RUN; 30.00 ± 1.00 PROXY",
-            "2.00",
+            "24.33 (Table2, CIFAR100; preact_resnet164); 24.33 (Table3, Error; preact_resnet164)",
+            "22.33 (Table2, CIFAR100; preact_resnet164)",
+            "24.50 (Table1, 100 - acc; resnet164)",
+            "30.00 ± 1.00 PROXY (jia Table2)",
+            "2.17",
         ]
     ]
-    assert baseline_groups([_clean(r) for r in rows], refs, min_papers=3) == []
+    assert baseline_groups([_clean(r) for r in rows], refs, min_papers=4) == []
 
 
 def test_baselines_files_and_report(tmp_path):
@@ -229,26 +243,31 @@ def test_baselines_files_and_report(tmp_path):
     pd.DataFrame(rows).to_csv(res / "comparison.csv", index=False)
     write_all(write_json(res / "comparison.json", rows), res / "paper_tables", refs)
     md = (res / "paper_tables" / "baselines.md").read_text()
-    assert "| preact_resnet164 |" in md and "5.46 (Table2, CIFAR10)" in md and "wrn28_10" not in md
+    assert "| resnet164 |" in md and "5.46 (Table2, CIFAR10; preact_resnet164)" in md and "wrn28_10" not in md
     lines = list(csv.DictReader((res / "paper_tables" / "baselines.csv").open()))
-    assert [(x["group"], x["paper"], x["paper_value"]) for x in lines] == [("1", "zae", "5.46"), ("1", "jia", "5.2")]
+    assert [(x["group"], x["paper"], x["paper_value"]) for x in lines] == [
+        ("1", "zae", "5.46"),
+        ("1", "jia", "5.2"),
+    ]
     assert "\\toprule" in (res / "paper_tables" / "baselines.tex").read_text()
     html = build_report(res, res / "report.html", title="t").read_text()
     assert html.index("Same baseline across papers") < html.index("<h2>zae</h2>")
     zae = html[html.index("<h2>zae</h2>") : html.index("<h2>jia</h2>")]
-    assert zae.index("Tables in the paper&#x27;s layout") < zae.index("Every number")
+    assert zae.index("Tables in the paper's layout") < zae.index("Every number")
     assert '<td class="PROXY">6.00 ± 0.30 (paper 5.46) PROXY</td>' in zae
     # a results folder without paper tables (an older one) still gets its report, without these sections
     old = tmp_path / "old"
     old.mkdir()
     pd.DataFrame(rows).to_csv(old / "comparison.csv", index=False)
     html = build_report(old, old / "report.html", title="t").read_text()
-    assert "Same baseline" not in html and "paper&#x27;s layout" not in html
+    assert "Same baseline" not in html and "paper's layout" not in html
 
 
 def test_no_group_says_so(tmp_path):
-    write_all(write_json(tmp_path / "c.json", ROWS[:1]), tmp_path / "o", [ref("p1", "table1", "depth 20", "ResNet")])
-    assert "No configuration" in (tmp_path / "o" / "baselines.md").read_text()
+    write_all(
+        write_json(tmp_path / "c.json", ROWS[:1]), tmp_path / "o", [ref("p1", "table1", "depth 20", "ResNet")]
+    )
+    assert "No baseline" in (tmp_path / "o" / "baselines.md").read_text()
     assert (tmp_path / "o" / "baselines.csv").read_text().startswith("group,model,method")
 
 
@@ -263,7 +282,7 @@ def test_cli_writes_the_files_and_explains(tmp_path, capsys):
     assert main(["paper-tables", "--comparison", str(comparison), "--out", str(out)]) == 0
     printed = capsys.readouterr().out.split()
     shipped = planned_tables()
-    assert len(printed) == 3 * len(shipped) + 3 + 3  # every shipped table, p1's two, baselines
+    assert len(printed) == 3 * (len(shipped) + 2) + 3  # every shipped table, p1's two, baselines
     for paper, table in shipped:
         assert (out / paper / f"{table}.md").exists()
     assert (out / "p1" / "table1.tex").exists()

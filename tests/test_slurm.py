@@ -97,7 +97,7 @@ def test_slurm_profile_dry_run_plans_the_config(tmp_path, name):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
     jobs = _jobs(out)
-    trains = [j for j in jobs if j["rule"] == "train"]
+    trains = [j for j in jobs if j["rule"] in ("train", "fig2_run")]  # fig2_run: Fig. 2 study runs
     expected_runs = sum(
         len(e["models"]) * len(e["methods"]) * len(e["seeds"]) for e in config["experiments"].values()
     )
@@ -111,7 +111,16 @@ def test_slurm_profile_dry_run_plans_the_config(tmp_path, name):
         assert job["resources"]["runtime"] == str(runtime), job
         assert job["resources"]["mem_mb"] == str(res["mem_mb"]), job
     for job in jobs:
-        if job["rule"] in ("tables", "figures", "probe_figure", "compare", "report", "data"):
+        if job["rule"] in (
+            "tables",
+            "figures",
+            "probe_figure",
+            "fig2_figure",
+            "compare",
+            "paper_tables",
+            "report",
+            "data",
+        ):
             assert job["resources"].get("gpu", "0") == "0", job  # CPU jobs
             assert job["resources"]["runtime"] == "30", job
 

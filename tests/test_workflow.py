@@ -74,6 +74,18 @@ def test_every_stage_writes_its_outputs(pipeline):
     ]
     html = (res / "report.html").read_text()
     assert "PROXY" in html and "data:image/png;base64" in html and "zaeemzadeh2020" in html
+    # every reference table in the paper's layout, run or not, and the baselines across papers
+    from normbench.paper_tables import planned_tables
+
+    for paper, table in planned_tables():
+        for ext in ("md", "csv", "tex"):
+            assert (res / "paper_tables" / paper / f"{table}.{ext}").stat().st_size > 0, (paper, table, ext)
+    cells = list(csv.DictReader((res / "paper_tables" / "zaeemzadeh2020" / "table1.csv").open()))
+    assert sum(c["verdict"] == "PROXY" for c in cells) == 4
+    assert {f"baselines.{e}" for e in ("md", "csv", "tex")} <= {
+        p.name for p in (res / "paper_tables").iterdir()
+    }
+    assert "Same baseline across papers" in html and "Tables in the paper's layout" in html
 
 
 def test_progress_is_printed_per_epoch(pipeline):
@@ -98,6 +110,7 @@ def test_deleting_one_log_reruns_that_run_and_downstream_only(pipeline):
         "figures": 1,
         "probe_figure": 1,
         "compare": 1,
+        "paper_tables": 1,
         "report": 1,
         "all": 1,
     }

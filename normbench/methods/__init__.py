@@ -33,6 +33,7 @@ class Composite(Method):
         self.parts = parts
         self.name = "+".join(p.name for p in parts)
         self.uses_weight_decay = all(p.uses_weight_decay for p in parts)
+        self.graph_safe = all(p.graph_safe for p in parts)
 
     def attach(self, model):
         for p in self.parts:

@@ -17,7 +17,10 @@ A method attaches to any registry model and acts at documented hook points of th
                                    for procrustes, "bounds" for svb/bbn)}
 
 ``uses_weight_decay`` tells the trainer whether the optimizer's L2 weight decay stays on (the orthonormal
-regularizer replaces it). ``state_dict``/``load_state_dict`` carry any state a resumed run needs.
+regularizer replaces it). ``graph_safe`` tells the fast engine (:mod:`normbench.engine`) whether ``loss_term``
+and the backward hooks are pure tensor functions of the model that a CUDA graph can capture once and replay
+(no Python state read or written per step); ``after_step``, ``after_epoch`` and ``finalize`` always run on the
+host, between replays, so they need not be. ``state_dict``/``load_state_dict`` carry any state a resumed run needs.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Method:
 
     name = "none"
     uses_weight_decay = True
+    graph_safe = True
 
     def __init__(self, **options: Any) -> None:
         if options:

@@ -51,6 +51,9 @@ class Modulation(Method):
     """
 
     name = "modulation"
+    # The hooks read and write Python state every step (the chain's moment, the active flag, the trace):
+    # a CUDA graph would freeze them, so the fast engine runs this method without graphs.
+    graph_safe = False
 
     def __init__(self, threshold: float = 2.0, n_iters: int = 2000, layers: str = "conv") -> None:
         if threshold < 1:

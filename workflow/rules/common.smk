@@ -49,6 +49,14 @@ def run_spec_json(wildcards) -> str:
 GRID_EXPERIMENTS = [name for name, exp in CONFIG["experiments"].items() if exp["grid"]]
 
 
+def fig2_spec_json(wildcards) -> str:
+    """The resolved config of one Fig. 2 study run: the run config plus the experiment's grid."""
+    from normbench.fig2 import grid_run_config
+
+    spec = RunSpec(wildcards.experiment, wildcards.model, wildcards.method, int(wildcards.seed))
+    return json.dumps(grid_run_config(CONFIG, spec), sort_keys=True)
+
+
 def figure_files() -> list[str]:
     """Training curves of every experiment (a Fig. 2 study: its heat maps) and a figure per probe it records."""
     return [

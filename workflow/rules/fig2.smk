@@ -3,13 +3,6 @@
 # these experiments and writes the same run folder (without checkpoint), so tables, claims and the report read it.
 
 
-def fig2_spec_json(wildcards) -> str:
-    from normbench.fig2 import grid_run_config
-
-    spec = RunSpec(wildcards.experiment, wildcards.model, wildcards.method, int(wildcards.seed))
-    return json.dumps(grid_run_config(CONFIG, spec), sort_keys=True)
-
-
 rule fig2_run:
     input:
         data=experiment_data,
@@ -26,7 +19,7 @@ rule fig2_run:
     params:
         spec=fig2_spec_json,
         out=lambda w, output: os.path.dirname(output.metrics),
-    threads: max(1, CONFIG["threads"])
+    threads: train_threads
     resources:
         gpu=train_gpus,
         mem_mb=train_mem_mb,

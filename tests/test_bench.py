@@ -1,0 +1,41 @@
+"""``normbench bench``: the timing table and JSON on a tiny model, and the bf16 validation verdict."""
+
+import json
+
+import pytest
+
+from normbench.cli import main
+from normbench.config import run_config, run_specs, validate_config
+
+
+def test_bench_cli_writes_table_and_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = ["bench", "--models", "preact_resnet20", "--steps", "2", "--warmup", "1", "--batch-size", "16"]
+    assert main([*args, "--device", "cpu", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "images/s" in text and "synthetic uint8" in text and "cpu" in text
+    result = json.loads(out.read_text())
+    assert {"device", "data", "batch_size", "steps", "rows"} <= set(result)
+    rows = result["rows"]
+    assert [r["engine"] for r in rows] == ["eager", "fast"] and rows[0]["ratio"] == 1.0
+    for r in rows:
+        assert {"model", "engine_detail", "precision", "images_per_s", "seconds_per_epoch", "ratio"} <= set(r)
+        assert r["images_per_s"] > 0 and r["seconds_per_epoch"] == pytest.approx(50_000 / r["images_per_s"])
+
+
+def test_validate_bf16_writes_a_verdict(tiny_config, tmp_path):
+    from normbench.bench import validate_bf16
+    from normbench.engine import bf16_validated
+
+    tiny_config["experiments"]["gap"]["models"] = ["preact_resnet20"]
+    tiny_config["experiments"]["gap"]["seeds"] = [0]
+    config = validate_config(tiny_config)
+    cfg = run_config(config, run_specs(config)[0])
+    out = tmp_path / "bf16.json"
+    verdict = validate_bf16(cfg, out, epochs=1, tolerance=100.0, work_dir=tmp_path / "w", log=lambda m: None)
+    assert (
+        json.loads(out.read_text()) == verdict and verdict["passed"] and verdict["arch"] == "preact_resnet20"
+    )
+    assert {"fp32", "bf16", "difference_pp", "tolerance_pp"} <= set(verdict)
+    cfg["engine"].update(precision="bf16", bf16_validation=str(out))
+    assert bf16_validated(cfg)
