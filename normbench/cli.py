@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -152,6 +153,83 @@ def cmd_paper_tables(args: argparse.Namespace) -> int:
 
     for path in write_all(args.comparison, args.out, load_references(args.references or None)):
         print(path)
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from normbench.config import load_config
+    from normbench.estimate import (
+        DEFAULT_REFERENCE,
+        Throughputs,
+        estimate,
+        format_hours,
+        per_table,
+        read_bench,
+    )
+
+    measured, sources = {}, []
+    if not args.bench and not args.throughput:
+        measured[DEFAULT_REFERENCE[0]] = DEFAULT_REFERENCE[1]
+        sources.append(DEFAULT_REFERENCE[2])
+    if args.bench:
+        measured.update(read_bench(args.bench, args.engine))
+        sources.append(f"normbench bench {args.bench}")
+    for item in args.throughput:
+        model, _, value = item.partition("=")
+        try:
+            measured[model] = float(value)
+        except ValueError:
+            raise ValueError(f"--throughput {item!r}: expected MODEL=IMAGES_PER_S") from None
+        sources.append("--throughput")
+    tp = Throughputs(measured, "; ".join(sources), reference=args.reference)
+    rows = estimate(load_config(args.config), tp)
+    tables = per_table(rows)
+    known = [r["gpu_hours"] for r in rows if math.isfinite(r["gpu_hours"])]
+    total = sum(known)
+    print(f"Throughputs: {tp.source}. Training only (no evaluation, probes or method overheads).\n")
+    print(
+        tabulate(
+            [
+                [
+                    r["experiment"],
+                    r["model"],
+                    r["runs"],
+                    r["epochs"],
+                    f"{r['images_per_s']:.0f}",
+                    format_hours(r["gpu_hours"]),
+                    r["source"],
+                ]
+                for r in rows
+            ],  # fmt: skip
+            headers=["experiment", "model", "runs", "epochs", "images/s", "GPU-hours", "throughput from"],
+        )
+    )
+    print()
+    print(
+        tabulate(
+            [
+                [t["table"], t["experiments"], format_hours(t["gpu_hours"])]
+                + [f"+ {t['unestimated']} not estimated" if t["unestimated"] else ""]
+                for t in tables
+            ],
+            headers=["paper table", "experiments", "GPU-hours", ""],
+        )
+    )
+    missing = len(rows) - len(known)
+    print(
+        f"\ntotal: {format_hours(total)} GPU-hours over {len(known)} experiment x model rows"
+        + (f"; {missing} rows not estimated (no measurement at their input size)" if missing else "")
+    )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {"source": tp.source, "rows": rows, "tables": tables, "total": total},
+                indent=2,
+                default=str,
+            ).replace("NaN", "null")
+        )
     return 0
 
 
@@ -381,6 +459,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--references", nargs="*", help="reference YAML files (default: all shipped with normbench)"
     )
     p.set_defaults(func=cmd_paper_tables)
+
+    p = sub.add_parser(
+        "estimate",
+        help="GPU-hours of a configuration, per experiment and per paper table, from measured throughputs",
+        description="Estimate the training GPU-hours of every experiment of a configuration and of every "
+        "paper table, as training images x epochs x runs / images per second. A model's images/s is "
+        "measured (--bench, --throughput) or scaled from a measured reference model by forward FLOPs "
+        "(rough: small networks are launch-bound). Without measurements, the reference is pre-act "
+        "ResNet-164 at 2253 images/s (one H100, eager fp32, NOTES.md section 6, measured outside this "
+        "suite). See normbench/estimate.py.",
+    )
+    p.add_argument("--config", default="config/paper.yaml", help="configuration (default: config/paper.yaml)")
+    p.add_argument("--bench", help="JSON written by 'normbench bench --json' on the GPU to estimate for")
+    p.add_argument("--engine", help="with --bench: use this engine's rows (default: the fastest per model)")
+    p.add_argument(
+        "--throughput",
+        action="append",
+        default=[],
+        metavar="MODEL=IMAGES_PER_S",
+        help="a measured throughput (repeatable); overrides --bench for that model",
+    )
+    p.add_argument(
+        "--reference", default="preact_resnet164", help="measured model the others are scaled from"
+    )
+    p.add_argument("--json", help="also write the estimate as JSON here")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("report", help="write the HTML report of a results folder")
     p.add_argument("--results", required=True, help="results folder of one configuration (results/<name>)")

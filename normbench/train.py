@@ -64,10 +64,15 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def set_determinism(seed: int, deterministic: bool) -> None:
-    """Seed every generator; with ``deterministic``, ask torch for deterministic kernels."""
+def set_determinism(seed: int, deterministic: bool, device: torch.device | None = None) -> None:
+    """Seed every generator; with ``deterministic`` on a GPU, ask torch for deterministic kernels.
+
+    On the CPU the flag is not set: torch's CPU kernels give the same result run to run already (the
+    same-seed tests check it), and setting it imports torch's compiler configuration, about 1-2 s per job,
+    which is most of a smoke-scale training job.
+    """
     torch.manual_seed(seed)
-    if deterministic:
+    if deterministic and (device is None or device.type != "cpu"):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
@@ -134,7 +139,7 @@ def train_run(
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     device = select_device(cfg["device"])
-    set_determinism(cfg["seed"], cfg["deterministic"])
+    set_determinism(cfg["seed"], cfg["deterministic"], device)
 
     data = (
         load_prepared(data_path)

@@ -42,6 +42,7 @@ import io, os, pathlib, signal, sys
 
 import torch
 
+import normbench.batches as batches
 import normbench.train as train
 from normbench.cli import main
 
@@ -56,7 +57,7 @@ def die():
 
 
 if moment == "mid_epoch":  # half-way through epoch `at`
-    real_augment = train.augment
+    real_augment = batches.augment
 
     def augment(*args, **kwargs):
         count["batches"] += 1
@@ -64,7 +65,7 @@ if moment == "mid_epoch":  # half-way through epoch `at`
             die()
         return real_augment(*args, **kwargs)
 
-    train.augment = augment
+    batches.augment = augment
 elif moment == "after_record":  # epoch `at` is in metrics.jsonl, its checkpoint is not written yet
     real_append = train.append_record
 

@@ -1,0 +1,70 @@
+"""GPU-hours estimates: measured throughputs used as given, others scaled by FLOPs, ImageNet never scaled."""
+
+import json
+import math
+
+import pytest
+
+from normbench.cli import main
+from normbench.config import validate_config
+from normbench.estimate import Throughputs, estimate, forward_flops, per_table
+
+
+@pytest.fixture
+def config(tiny_config):
+    tiny_config["experiments"]["gap"].update(dataset="cifar10", image_size=None, epochs=10)
+    tiny_config["experiments"]["big"] = {
+        **tiny_config["experiments"]["gap"],
+        "reproduces": ["zaeemzadeh2020/table1", "zaeemzadeh2020/fig3"],
+        "models": ["imagenet_resnet101"],
+        "dataset": "imagenet",
+        "image_size": 64 + 32,
+        "augment": {"pad": 0},
+    }
+    return validate_config(tiny_config)
+
+
+def test_measured_throughput_gives_images_times_epochs_times_runs(config):
+    tp = Throughputs({"plain20": 1000.0, "preact_resnet20": 500.0}, "test", reference="plain20")
+    rows = {r["model"]: r for r in estimate(config, tp)}
+    # 50,000 CIFAR images x 10 epochs x 2 seeds
+    assert rows["plain20"]["gpu_hours"] == pytest.approx(50_000 * 10 * 2 / 1000.0 / 3600)
+    assert rows["preact_resnet20"]["gpu_hours"] == pytest.approx(50_000 * 10 * 2 / 500.0 / 3600)
+    assert rows["plain20"]["source"].startswith("measured")
+    assert math.isnan(rows["imagenet_resnet101"]["gpu_hours"])  # 96 px: never scaled from 32 px
+    assert "not measured" in rows["imagenet_resnet101"]["source"]
+
+
+def test_unmeasured_model_is_scaled_by_flops(config):
+    tp = Throughputs({"plain20": 1000.0}, "test", reference="plain20")
+    rows = {r["model"]: r for r in estimate(config, tp)}
+    ratio = forward_flops("plain20", 3, 32) / forward_flops("preact_resnet20", 3, 32)
+    assert rows["preact_resnet20"]["images_per_s"] == pytest.approx(1000.0 * ratio)
+    assert "scaled by FLOPs" in rows["preact_resnet20"]["source"]
+    tables = {t["table"]: t for t in per_table(rows.values())}
+    assert tables["zaeemzadeh2020/table1"]["experiments"] == 2
+    assert (tables["zaeemzadeh2020/fig3"]["gpu_hours"], tables["zaeemzadeh2020/fig3"]["unestimated"]) == (
+        0,
+        1,
+    )
+
+
+def test_reference_must_be_measured():
+    with pytest.raises(ValueError, match="no measured throughput"):
+        Throughputs({"plain20": 1.0}, "test", reference="preact_resnet164")
+
+
+def test_cli_prints_tables_and_writes_json(config, tmp_path, capsys, tiny_config):
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config))
+    out = tmp_path / "e.json"
+    main(["estimate", "--config", str(cfg), "--throughput", "plain20=2000", "--reference", "plain20",
+          "--json", str(out)])  # fmt: skip
+    text = capsys.readouterr().out
+    assert "GPU-hours" in text and "zaeemzadeh2020/table1" in text and "1 rows not estimated" in text
+    doc = json.loads(out.read_text())
+    plain = next(r for r in doc["rows"] if r["model"] == "plain20")
+    assert plain["gpu_hours"] == pytest.approx(50_000 * 10 * 2 / 2000.0 / 3600)
+    assert any(r["gpu_hours"] is None for r in doc["rows"])
