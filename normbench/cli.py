@@ -76,17 +76,25 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
     if args.figure not in FIGURES:
         raise ValueError(f"unknown figure {args.figure!r}; valid: {', '.join(FIGURES)}")
+    if args.probe and args.probe not in PROBE_FIGURES:
+        raise ValueError(f"unknown probe {args.probe!r}; valid: {', '.join(PROBE_FIGURES)}")
+    if not (args.out_dir or args.out_stem):
+        raise ValueError("figures: give --out-dir (a figure per experiment) or --out-stem (one figure)")
     layout = json.loads(args.layout) if args.layout else None
     runs = load_runs(args.runs)
-    for exp in dict.fromkeys(r.config["experiment"] for r in runs):
-        sub = [r for r in runs if r.config["experiment"] == exp]
-        out = Path(args.out_dir) / exp
+    if args.out_stem:  # one figure of every run given (a paper figure spanning experiments)
+        groups = [(args.title or Path(args.out_stem).name, runs, Path(args.out_stem))]
+    else:
+        groups = [
+            (exp, [r for r in runs if r.config["experiment"] == exp], Path(args.out_dir) / exp / name)
+            for exp in dict.fromkeys(r.config["experiment"] for r in runs)
+            for name in [args.probe or args.figure]
+        ]
+    for title, sub, stem in groups:
         if args.probe:
-            if args.probe not in PROBE_FIGURES:
-                raise ValueError(f"unknown probe {args.probe!r}; valid: {', '.join(PROBE_FIGURES)}")
-            paths = PROBE_FIGURES[args.probe](sub, out / args.probe, exp)
+            paths = PROBE_FIGURES[args.probe](sub, stem, title)
         else:
-            paths = FIGURES[args.figure](sub, out / args.figure, exp, layout)
+            paths = FIGURES[args.figure](sub, stem, title, layout)
         for path in paths:
             print(path)
     return 0
@@ -396,10 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw training curves or a probe's figure (PNG and PDF) from run logs",
         description="Writes <out-dir>/<experiment>/<FIGURE>.{png,pdf}: the training curves (curves, laid out "
         "by --layout) or Zaeemzadeh Fig. 2's heat maps of a Fig. 2 study (fig2_grid, with its .csv); or with "
-        "--probe NAME the figure of that probe's records, <out-dir>/<experiment>/<NAME>.{png,pdf}.",
+        "--probe NAME the figure of that probe's records, <out-dir>/<experiment>/<NAME>.{png,pdf}. With "
+        "--out-stem instead of --out-dir, one figure of all the runs given (a paper figure spanning "
+        "experiments).",
     )
     _add_runs_arg(p)
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-dir", help="write <out-dir>/<experiment>/<figure>.{png,pdf} per experiment")
+    p.add_argument(
+        "--out-stem", help="write one figure of all the runs given, <out-stem>.{png,pdf} (a paper figure)"
+    )
+    p.add_argument("--title", default="", help="with --out-stem: the figure's title")
     p.add_argument("--probe", help="draw this probe's figure instead of the training curves")
     p.add_argument("--figure", default="curves", help="curves (default) or fig2_grid")
     p.add_argument(

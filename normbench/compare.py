@@ -299,6 +299,11 @@ def model_metric(ref: Reference) -> float | None:
     return None
 
 
+def not_run_row(ref: Reference) -> dict[str, Any]:
+    """The comparison row of a reference before any run is matched to it: verdict NOT RUN."""
+    return _row(ref, TOLERANCE.get(ref.metric, DEFAULT_TOLERANCE))
+
+
 def _row(ref: Reference, tol: Tolerance) -> dict[str, Any]:
     nan = float("nan")
     return {
@@ -499,7 +504,7 @@ def compare(references: list[Reference], runs: list[Run]) -> pd.DataFrame:
                     base.get("dataset", ref.dataset),
                 )
             ]
-            row = _row(ref, TOLERANCE.get(ref.metric, DEFAULT_TOLERANCE))
+            row = not_run_row(ref)
             rows.append(compare_relative(ref, matching_runs(ref, runs), baseline, row))
         else:
             rows.append(compare_one(ref, matching_runs(ref, runs)))

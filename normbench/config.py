@@ -103,14 +103,26 @@ def apply_proxy(config: dict) -> dict:
         derived[name] = exp
     out = dict(config)
     out["experiments"] = {**derived, **config.get("experiments", {})}
+    out["paper_figures"] = config["paper_figures"] or copy.deepcopy(base["paper_figures"])
     return out
 
 
 def check_names(config: dict) -> None:
-    """Every model and method an experiment names must be registered; streamed data sets take no padding."""
+    """Every model and method an experiment names must be registered; streamed data sets take no padding;
+    a paper figure must be reproduced by some experiment and be of a kind that can be drawn."""
     from normbench.data import get_spec
     from normbench.methods import UnknownMethodError, method_names
     from normbench.models import UnknownModelError, get_model_info
+    from normbench.probes.record import PROBES
+
+    reproduced = {key for exp in config["experiments"].values() for key in exp["reproduces"]}
+    for key, fig in config["paper_figures"].items():
+        if key not in reproduced:
+            raise ConfigError(f"paper_figures.{key}: no experiment reproduces it (its `reproduces` lists)")
+        if fig["kind"] != "curves" and fig["kind"] not in PROBES:
+            raise ConfigError(
+                f"paper_figures.{key}.kind: {fig['kind']!r}; valid: curves, {', '.join(sorted(PROBES))}"
+            )
 
     for exp_name, exp in config["experiments"].items():
         if get_spec(exp["dataset"]).streamed and exp["augment"]["pad"]:

@@ -76,7 +76,6 @@ def grid_run(
     batches = make_batches(data, device, cfg["batch_size"], cfg["augment"], cfg.get("workers", 0))
     probe = batches.probe_batch(cfg["probes"]["batch"])
     write_json_atomic(out / "config.json", cfg)
-    write_json_atomic(out / "provenance.json", provenance(device, cfg["seed"]))
     metrics = out / "metrics.jsonl"
     metrics.unlink(missing_ok=True)  # a rerun starts the log afresh
 
@@ -125,6 +124,14 @@ def grid_run(
         "seconds": {"grad_norm_ratio": sum(r["seconds"] for r in cells)},
     }
     append_record(metrics, json_safe(probe_rec))
+    prov = provenance(device, cfg["seed"])
+    prov.update(
+        status="completed",
+        train_seconds=sum(r["seconds"] for r in cells),
+        wall_seconds=time.time() - t_start,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t_start)),
+    )
+    write_json_atomic(out / "provenance.json", prov)
     return {"status": "completed", "epoch": cfg["epochs"], "cells": len(cells)}
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from normbench import compare
 from normbench.references import Reference, load_references
 
 MARKS = {"REPRODUCED": "✓", "DEVIATES": "✗", "INCONCLUSIVE": "?", "PROXY": "PROXY", "NOT RUN": "NOT RUN"}
@@ -135,25 +136,7 @@ def read_comparison(path: str | Path) -> list[dict[str, Any]]:
 
 def not_run_row(ref: Reference) -> dict[str, Any]:
     """A NOT RUN comparison row for a reference the comparison does not list (same columns as compare's)."""
-    return _clean(
-        {
-            "id": ref.id,
-            "paper": ref.paper,
-            "table": ref.label,
-            "row": ref.row,
-            "column": ref.column,
-            "model": ref.model,
-            "method": ref.method,
-            "metric": ref.metric,
-            "units": ref.units,
-            "statistic": ref.statistic,
-            "paper_value": ref.value,
-            "n": 0,
-            "diverged": 0,
-            "verdict": "NOT RUN",
-            "table_key": ref.table,
-        }
-    )
+    return _clean({**compare.not_run_row(ref), "table_key": ref.table})
 
 
 # ---------------------------------------------------------------- cells

@@ -67,7 +67,7 @@ def provenance_summary(runs_dir: Path) -> dict:
         "code": ", ".join(shas),
         "devices": ", ".join(sorted({p["device_name"] for p in provs})),
         "torch": ", ".join(sorted({p["versions"]["torch"] for p in provs})),
-        "train hours": f"{sum(p['train_seconds'] for p in provs) / 3600:.3f}",
+        "train hours": f"{sum(p.get('train_seconds', 0.0) for p in provs) / 3600:.3f}",
     }
 
 

@@ -147,6 +147,38 @@ def test_figures_cli_layout_and_fig2(tmp_path, tiny_config):
     assert main(["figures", str(tmp_path), "--figure", "nope", "--out-dir", str(tmp_path / "out")]) == 2
 
 
+def test_paper_figure_spans_experiments(tmp_path, captured):
+    """--out-stem: one figure of the runs of several experiments (Zaeemzadeh Fig. 4: two experiments)."""
+    from normbench.cli import main
+
+    runs = [make_run(tmp_path, "plain20", 0), make_run(tmp_path, "procresnet22", 0, "procrustes")]
+    runs[1].config["experiment"] = "other"
+    for run in runs:
+        run.path.mkdir(parents=True)
+        (run.path / "config.json").write_text(json.dumps(run.config))
+        (run.path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in run.records))
+    layout = json.dumps({"panels": "depth", "depths": {"procresnet22": 20}})
+    stem = tmp_path / "out" / "zaeemzadeh2020" / "fig4"
+    assert main(["figures", str(tmp_path), "--layout", layout, "--out-stem", str(stem), "--title", "t"]) == 0
+    assert stem.with_suffix(".png").is_file() and stem.with_suffix(".pdf").is_file()
+    panels, titles = captured[-1]
+    assert len(panels) == 2 and len(titles) == 2  # one depth column (20), error and loss rows
+    assert main(["figures", str(tmp_path)]) == 2  # neither --out-dir nor --out-stem
+
+
+def test_paper_figures_config_is_checked(tiny_config):
+    from normbench.config import ConfigError, validate_config
+
+    tiny_config["paper_figures"] = {"zaeemzadeh2020/fig4": {}}
+    with pytest.raises(ConfigError, match="paper_figures.zaeemzadeh2020/fig4: no experiment reproduces it"):
+        validate_config(tiny_config)
+    tiny_config["paper_figures"] = {"zaeemzadeh2020/table1": {"kind": "nope"}}
+    with pytest.raises(ConfigError, match="kind: 'nope'; valid: curves"):
+        validate_config(tiny_config)
+    tiny_config["paper_figures"] = {"zaeemzadeh2020/table1": {"layout": {"spread": "range"}}}
+    assert validate_config(tiny_config)["paper_figures"]["zaeemzadeh2020/table1"]["kind"] == "curves"
+
+
 def test_grad_norm_ratio_figure_rows_by_depth(tmp_path, captured):
     """Zaeemzadeh Fig. 3's grid: one row per depth, one column per architecture."""
     PROBE_FIGURES = probe_figures.PROBE_FIGURES

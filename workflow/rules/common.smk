@@ -1,6 +1,7 @@
 # Helpers that map the (validated) config to targets. All model/method/data knowledge lives in normbench.
 import json
 import math
+import shlex
 
 from normbench.probes.record import PROBES
 from normbench.data import get_spec
@@ -64,6 +65,32 @@ def figure_files() -> list[str]:
         for name, exp in CONFIG["experiments"].items()
         for fig in ["fig2_grid" if exp["grid"] else "curves", *exp["probes"]["names"]]
     ]
+
+
+# Paper figures spanning experiments (config `paper_figures`): '<paper>/<figure>' -> its experiments.
+PAPER_FIGURES = {
+    key: [name for name, exp in CONFIG["experiments"].items() if key in exp["reproduces"]]
+    for key in CONFIG["paper_figures"]
+}
+
+
+PAPER_FIGURE_PAPERS = "|".join(sorted({os.path.dirname(key) for key in PAPER_FIGURES})) or "(?!)"
+
+
+def paper_figure_args(wildcards) -> str:
+    """What `normbench figures` draws for a paper figure: a probe's figure, or curves with their layout."""
+    fig = CONFIG["paper_figures"][f"{wildcards.paper}/{wildcards.figure}"]
+    if fig["kind"] != "curves":
+        return f"--probe {fig['kind']}"
+    return f"--layout {shlex.quote(json.dumps(fig['layout'], sort_keys=True))}"
+
+
+def paper_figure_files() -> list[str]:
+    return [f"{RES}/figures/{key}.png" for key in PAPER_FIGURES]
+
+
+def paper_figure_inputs(wildcards) -> list[str]:
+    return [f for exp in PAPER_FIGURES[f"{wildcards.paper}/{wildcards.figure}"] for f in metrics_files(exp)]
 
 
 def experiment_data(wildcards) -> str:

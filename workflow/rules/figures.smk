@@ -37,3 +37,30 @@ rule probe_figure:
         CONTAINER
     shell:
         "normbench figures {input:q} --probe {wildcards.probe} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+# A paper figure drawn from the runs of every experiment that reproduces it (config `paper_figures`), e.g.
+# Zaeemzadeh Fig. 4: Plain and ResNet (one experiment) beside ProcResNet (another), one panel per depth.
+rule paper_figure:
+    input:
+        paper_figure_inputs,
+    output:
+        png=report(f"{RES}/figures/{{paper}}/{{figure}}.png", category="Paper figures", subcategory="{paper}"),
+        pdf=f"{RES}/figures/{{paper}}/{{figure}}.pdf",
+    wildcard_constraints:
+        paper=PAPER_FIGURE_PAPERS,
+        figure=r"[A-Za-z0-9_]+",
+    log:
+        f"{RES}/logs/figures/{{paper}}/{{figure}}.log",
+    params:
+        stem=lambda w, output: os.path.splitext(output.png)[0],
+        what=paper_figure_args,
+        title=lambda w: f"{w.paper} {w.figure}",
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    container:
+        CONTAINER
+    shell:
+        "normbench figures {input:q} {params.what} --title {params.title:q} --out-stem {params.stem:q} "
+        "> {log:q} 2>&1"

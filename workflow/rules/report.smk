@@ -4,6 +4,7 @@ rule report:
         rules.paper_tables.output,
         expand(f"{RES}/tables/{{experiment}}.csv", experiment=EXPERIMENTS),
         figure_files(),
+        paper_figure_files(),
     output:
         report(f"{RES}/report.html", category="Report"),
     log:
