@@ -100,12 +100,16 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-TIMING_KEYS = ("seconds", "step_seconds")
-
-
 def without_timing(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records with their wall-clock fields removed: what must be identical between two runs of one seed."""
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+    """Records with their wall-clock fields (any key ending in "seconds", at any depth, e.g. a probe
+    record's per-probe ``seconds``) removed: what must be identical between two runs of one seed."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items() if not k.endswith("seconds")}
+        return [clean(v) for v in x] if isinstance(x, list) else x
+
+    return [clean(r) for r in records]
 
 
 METRICS = (

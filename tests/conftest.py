@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,18 @@ def copy_workflow(dest: Path, extra: tuple[str, ...] = ()) -> None:
     shutil.copy(REPO / "Snakefile", dest / "Snakefile")
     for folder in ("workflow", "config", *extra):
         shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("*.sif", "*.log"))
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """Rule -> job count from the "Job stats:" table Snakemake prints (dry run or real run)."""
+    assert "Job stats:" in text, text[-3000:]
+    counts = {}
+    for line in text.split("Job stats:")[1].splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m or m.group(1) == "total":
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
 
 
 def epoch_records(train: list[float], test: list[float], step_seconds: float = 0.1) -> list[dict]:

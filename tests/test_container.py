@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_workflow
+from conftest import copy_workflow, job_stats
 
 from normbench.config import ConfigError, load_schema, validate_config
 
@@ -89,17 +89,6 @@ def _stub_env(tmp_path: Path, names=("singularity",)) -> dict[str, str]:
 def _stub_calls(tmp_path: Path) -> list[dict]:
     log = tmp_path / "stub.jsonl"
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-def _job_stats(text: str) -> dict[str, int]:
-    assert "Job stats:" in text, text[-3000:]
-    counts = {}
-    for line in text.split("Job stats:")[1].splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not m or m.group(1) == "total":
-            break
-        counts[m.group(1)] = int(m.group(2))
-    return counts
 
 
 def _tiny(work: Path, **extra) -> Path:
@@ -244,7 +233,7 @@ def test_build_rule_is_a_separate_target(tmp_path):
         timeout=300,
     )
     assert default.returncode == 0, default.stderr[-3000:]
-    assert "container" not in _job_stats(default.stdout), "the default target must not need apptainer"
+    assert "container" not in job_stats(default.stdout), "the default target must not need apptainer"
     build = subprocess.run(
         ["snakemake", "--cores", "1", "containers/normbench.sif"],
         cwd=tmp_path,
@@ -278,7 +267,7 @@ def test_dry_run_with_use_singularity_plans_the_container_jobs(tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
     assert "Singularity image docker://registry.example.org/normbench:0.1.0 will be pulled." in out
-    planned = _job_stats(out)
+    planned = job_stats(out)
     assert planned["train"] == 1 and planned["report"] == 1 and "container" not in planned
     # Without any apptainer/singularity binary the same dry run stops: the jobs do need the container.
     bare = dict(env, PATH=os.pathsep.join(p for p in env["PATH"].split(os.pathsep)[1:]))
@@ -312,7 +301,7 @@ def test_every_job_runs_inside_the_image_with_nv(tmp_path):
     )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
-    ran = _job_stats(out)
+    ran = job_stats(out)
     ran.pop("all")
     calls = [c["args"] for c in _stub_calls(tmp_path)]
     assert len(calls) == sum(ran.values()), (ran, calls)

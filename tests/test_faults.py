@@ -29,7 +29,7 @@ from conftest import TINY_EXPERIMENT, copy_workflow
 from normbench import cli
 from normbench.config import ConfigError, load_config, run_config, run_specs, validate_config
 from normbench.data import load_dataset, save_prepared
-from normbench.runs import read_records
+from normbench.runs import read_records, without_timing
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 4
@@ -136,17 +136,6 @@ KILLS = [
     ("random", 1, None),
     ("random", 2, None),
 ]
-
-
-def _strip(records):
-    """Records without their timings (keys ending in "seconds"), which differ between any two runs."""
-
-    def clean(x):
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items() if not k.endswith("seconds")}
-        return [clean(v) for v in x] if isinstance(x, list) else x
-
-    return [clean(r) for r in records]
 
 
 def _final_weights(run: Path) -> dict:
@@ -280,7 +269,9 @@ def test_sigkill_then_rerun_ends_with_the_uninterrupted_metrics(killed, setup, c
     else:
         assert "resuming" not in r["out"]
     run, ref = r["run"], setup["ref"]
-    assert _strip(read_records(run / "metrics.jsonl")) == _strip(read_records(ref / "metrics.jsonl"))
+    assert without_timing(read_records(run / "metrics.jsonl")) == without_timing(
+        read_records(ref / "metrics.jsonl")
+    )
     assert len(read_records(run / "metrics.jsonl")) == EPOCHS
     assert _same_weights(_final_weights(run), _final_weights(ref))
     assert json.loads((run / "provenance.json").read_text())["status"] == "completed"
@@ -344,7 +335,9 @@ def test_corrupt_checkpoint_is_reported_and_the_previous_one_used(
         assert f"checkpoint {run / 'resume.pt.prev'} is unreadable" in result.stderr
         assert "resuming" not in result.stdout
     ref = setup["ref"]
-    assert _strip(read_records(run / "metrics.jsonl")) == _strip(read_records(ref / "metrics.jsonl"))
+    assert without_timing(read_records(run / "metrics.jsonl")) == without_timing(
+        read_records(ref / "metrics.jsonl")
+    )
     assert _same_weights(_final_weights(run), _final_weights(ref))
 
 
@@ -466,7 +459,9 @@ def test_snakemake_killed_then_rerun_incomplete_loses_no_finished_run(tmp_path):
     for s in seeds:
         assert len(read_records(runs[s] / "metrics.jsonl")) == 6
     s = interrupted[0]
-    assert _strip(read_records(runs[s] / "metrics.jsonl")) == _strip(_reference_of(runs[s], tmp_path))
+    assert without_timing(read_records(runs[s] / "metrics.jsonl")) == without_timing(
+        _reference_of(runs[s], tmp_path)
+    )
 
 
 WRAPPER = """#!/usr/bin/env bash
@@ -516,7 +511,7 @@ def test_snakemake_retries_resume_the_killed_job_and_rerun_nothing_else(tmp_path
     log = (res / "logs/train/gap/plain20/none/seed1.log").read_text()
     assert "resuming after epoch" in log, log
     run = res / "runs/gap/plain20/none/seed1"
-    assert _strip(read_records(run / "metrics.jsonl")) == _strip(_reference_of(run, tmp_path))
+    assert without_timing(read_records(run / "metrics.jsonl")) == without_timing(_reference_of(run, tmp_path))
 
 
 # --- bad input: stops early, names the file or key, overwrites nothing -----------------------------------------

@@ -2,6 +2,8 @@
 
 import subprocess
 
+from conftest import job_stats
+
 from normbench.config import load_config, run_specs
 from normbench.references import load_claims, load_references
 
@@ -50,9 +52,7 @@ def test_dry_run_plans_every_run(repo):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    text = result.stdout + result.stderr
-    stats = text.split("Job stats:")[1]
-    jobs = {w[0]: int(w[1]) for w in map(str.split, stats.splitlines()) if len(w) == 2 and w[1].isdigit()}
+    jobs = job_stats(result.stdout + result.stderr)
     assert jobs["train"] + jobs.get("fig2_run", 0) == len(run_specs(config))  # Fig. 2 study runs: fig2_run
 
 

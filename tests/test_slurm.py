@@ -23,7 +23,7 @@ import yaml
 from conftest import copy_workflow
 
 from normbench.config import load_config
-from normbench.runs import read_records
+from normbench.runs import read_records, without_timing
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
@@ -243,17 +243,6 @@ def _finish(proc: subprocess.Popen, cwd: Path) -> tuple[int | None, str]:
     return proc.returncode, (cwd / "snakemake.out").read_text()
 
 
-def _strip(records):
-    """Records without their timings (keys ending in "seconds"), which differ between any two runs."""
-
-    def clean(x):
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items() if not k.endswith("seconds")}
-        return [clean(v) for v in x] if isinstance(x, list) else x
-
-    return [clean(r) for r in records]
-
-
 def _csv_without_timings(path: Path) -> list[dict]:
     with open(path, newline="") as fh:
         return [{k: v for k, v in row.items() if "seconds" not in k} for row in csv.DictReader(fh)]
@@ -283,7 +272,9 @@ def test_smoke_pipeline_on_slurm_matches_the_local_run(cluster, tmp_path):
     assert len(runs) == sum(len(e["models"]) * len(e["seeds"]) for e in config["experiments"].values())
     for run in runs:
         a, b = res_local / run, res_slurm / run
-        assert _strip(read_records(a / "metrics.jsonl")) == _strip(read_records(b / "metrics.jsonl")), run
+        assert without_timing(read_records(a / "metrics.jsonl")) == without_timing(
+            read_records(b / "metrics.jsonl")
+        ), run
         assert (a / "config.json").read_text() == (b / "config.json").read_text()
     for name in ["comparison.csv", *(f"tables/{e}.csv" for e in config["experiments"])]:
         a, b = _csv_without_timings(res_local / name), _csv_without_timings(res_slurm / name)

@@ -2,12 +2,11 @@
 
 import csv
 import json
-import re
 import subprocess
 
 import pytest
 import yaml
-from conftest import copy_workflow
+from conftest import copy_workflow, job_stats
 
 
 def _snakemake(cwd, *args, timeout=600):
@@ -18,19 +17,6 @@ def _snakemake(cwd, *args, timeout=600):
         text=True,
         timeout=timeout,
     )
-
-
-def _planned(result) -> dict[str, int]:
-    """Rule -> job count from a dry run's job stats table."""
-    text = result.stdout + result.stderr
-    assert "Job stats:" in text, text[-2000:]
-    counts = {}
-    for line in text.split("Job stats:")[1].splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not m or m.group(1) == "total":
-            break
-        counts[m.group(1)] = int(m.group(2))
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +89,8 @@ def test_second_run_does_nothing(pipeline):
 def test_deleting_one_log_reruns_that_run_and_downstream_only(pipeline):
     work, res, _ = pipeline
     (res / "runs" / "gap" / "plain20" / "none" / "seed1" / "metrics.jsonl").unlink()
-    planned = _planned(_snakemake(work, "-n"))
+    dry = _snakemake(work, "-n")
+    planned = job_stats(dry.stdout + dry.stderr)
     assert planned == {
         "train": 1,
         "tables": 1,
