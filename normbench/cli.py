@@ -39,24 +39,45 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from normbench.config import RunSpec, load_config, results_dir, run_config
-    from normbench.train import train_run
+    from normbench.train import train_pack
 
     if args.spec:
-        cfg = json.loads(args.spec)
-        out = args.out
+        if len(args.out or []) != len(args.spec):
+            raise SystemExit(
+                f"normbench train: give one --out per --spec ({len(args.spec)} --spec, "
+                f"{len(args.out or [])} --out)"
+            )
+        runs = []
+        for text, out in zip(args.spec, args.out, strict=True):
+            try:
+                runs.append((json.loads(text), out))
+            except json.JSONDecodeError as err:
+                raise SystemExit(f"normbench train: --spec for {out} is not valid JSON: {err}") from None
     else:
-        if not (args.config and args.experiment and args.model and args.seed is not None):
+        if not (args.config and args.experiment and args.model and args.seed):
             raise SystemExit(
                 "normbench train: give --spec, or --config with --experiment, --model and --seed"
             )
+        if args.out and len(args.out) != len(args.seed):
+            raise SystemExit("normbench train: give one --out per --seed, or none")
         config = load_config(args.config)
-        spec = RunSpec(args.experiment, args.model, args.method, args.seed)
-        cfg = run_config(config, spec)
-        out = args.out or results_dir(config) / "runs" / spec.path
-    if not out:
-        raise SystemExit("normbench train: --out is required with --spec")
-    result = train_run(cfg, out, data_path=args.data)
-    print(f"{out}: {result['status']} after {result['epoch']} epochs")
+        runs = []
+        for i, seed in enumerate(args.seed):
+            spec = RunSpec(args.experiment, args.model, args.method, seed)
+            runs.append(
+                (
+                    run_config(config, spec),
+                    args.out[i] if args.out else results_dir(config) / "runs" / spec.path,
+                )
+            )
+    try:
+        results = train_pack(runs, data_path=args.data)
+    except ValueError as err:
+        if str(err).startswith("train_pack:"):
+            raise SystemExit(f"normbench train: {str(err).removeprefix('train_pack: ')}") from None
+        raise
+    for (_, out), result in zip(runs, results, strict=True):
+        print(f"{out}: {result['status']} after {result['epoch']} epochs")
     return 0
 
 
@@ -375,22 +396,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="train one run: (experiment, model, method, seed)",
+        help="train one run: (experiment, model, method, seed), or several seeds of it in one process",
         description="Train one run. Either --spec (a resolved run config as JSON, as the workflow "
-        "passes it) or --config with --experiment/--model/--seed. Resumes from the "
-        "run folder's resume.pt if a previous attempt was interrupted.",
+        "passes it) with --out, or --config with --experiment/--model/--seed. Several --spec/--out pairs "
+        "(or several --seed values) train those seeds of one (experiment, model, method) in this process, "
+        "their steps interleaved (engine.pack; on a GPU each on its own CUDA stream); each run computes "
+        "what it computes alone. Resumes from each run folder's resume.pt if a previous attempt was "
+        "interrupted.",
     )
-    p.add_argument("--spec", help="resolved run config (JSON)")
+    p.add_argument("--spec", action="append", help="resolved run config (JSON); repeat to pack seeds")
     p.add_argument("--config", help="workflow config YAML")
     p.add_argument("--experiment")
     p.add_argument("--model")
     p.add_argument("--method", default="none")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, nargs="+", help="seed(s); several are trained as one pack")
     p.add_argument(
         "--data", help="prepared data file from 'normbench data' (default: load the data set directly)"
     )
     p.add_argument(
-        "--out", help="run folder (default: <results>/<name>/runs/<experiment>/<model>/<method>/seed<k>)"
+        "--out",
+        action="append",
+        help="run folder, one per --spec or --seed (default with --config: "
+        "<results>/<name>/runs/<experiment>/<model>/<method>/seed<k>)",
     )
     p.set_defaults(func=cmd_train)
 

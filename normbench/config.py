@@ -236,7 +236,8 @@ def run_config(config: dict, spec: RunSpec) -> dict:
         "device": config["device"],
         "threads": config["threads"],
         "deterministic": config["deterministic"],
-        "engine": dict(config["engine"]),
+        # engine.pack changes how runs share a process, not what they compute: not part of a run's config
+        "engine": {k: v for k, v in config["engine"].items() if k != "pack"},
     }
 
 

@@ -32,7 +32,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from normbench.engine import (
 )
 from normbench.methods import build_method
 from normbench.models import build_model
+from normbench.pack import interleave
 from normbench.probes import record_probes
 from normbench.provenance import provenance
 from normbench.runs import append_record, record_line, write_json_atomic
@@ -120,6 +121,9 @@ def _probe_record(model: nn.Module, batch, probes: dict[str, Any], epoch: int) -
     return {"kind": "probe", "epoch": epoch, **result}
 
 
+PACK_KEYS_FREE = ("seed",)  # what may differ between the members of a pack
+
+
 def train_run(
     cfg: dict[str, Any],
     out_dir: str | Path,
@@ -133,20 +137,63 @@ def train_run(
     by an interrupted run is picked up: training resumes after its epoch and ends with the same metrics as an
     uninterrupted run. Returns the final checkpoint's metadata.
     """
-    t_start = time.time()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg["threads"]:
-        torch.set_num_threads(cfg["threads"])
-    device = select_device(cfg["device"])
-    set_determinism(cfg["seed"], cfg["deterministic"], device)
+    return train_pack([(cfg, out_dir)], data_path, log)[0]
 
+
+def train_pack(
+    runs: list[tuple[dict[str, Any], str | Path]],
+    data_path: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Train several seeds of one (experiment, model, method) in this process, steps interleaved.
+
+    ``runs`` holds ``(cfg, out_dir)`` pairs whose configs differ in ``seed`` only. The data set is loaded (and
+    put on the device) once; each run then trains exactly as :func:`train_run` would train it alone, with its
+    own generators and, on a GPU, its own CUDA stream (:mod:`normbench.pack`), and writes its own folder.
+    Returns each run's final checkpoint metadata, in order.
+    """
+    if not runs:
+        raise ValueError("train_pack: no runs given")
+    first = runs[0][0]
+    for cfg, _ in runs[1:]:
+        differ = sorted(k for k in {*first, *cfg} - set(PACK_KEYS_FREE) if first.get(k) != cfg.get(k))
+        if differ:
+            raise ValueError(
+                f"train_pack: runs of one pack may differ in seed only; seed {cfg.get('seed')} differs from "
+                f"seed {first.get('seed')} in {', '.join(differ)}"
+            )
+    seeds = [cfg["seed"] for cfg, _ in runs]
+    outs = [Path(out).resolve() for _, out in runs]
+    if len(set(seeds)) < len(seeds) or len(set(outs)) < len(outs):
+        raise ValueError(f"train_pack: seeds and run folders must be distinct, got seeds {seeds}")
+    if first["threads"]:
+        torch.set_num_threads(first["threads"])
+    device = select_device(first["device"])
     data = (
         load_prepared(data_path)
         if data_path
-        else load_dataset(cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"])
+        else load_dataset(first["dataset"], first["data_root"], image_size=first["image_size"])
     )
-    batches = make_batches(data, device, cfg["batch_size"], cfg["augment"], cfg["workers"])
+    batches = make_batches(data, device, first["batch_size"], first["augment"], first["workers"])
+    pack = seeds if len(runs) > 1 else None
+    steps = [_train_steps(cfg, Path(out), data, batches, device, log, pack) for cfg, out in runs]
+    return interleave(steps, device)
+
+
+def _train_steps(
+    cfg: dict[str, Any],
+    out: Path,
+    data,
+    batches,
+    device: torch.device,
+    log: Callable[[str], None],
+    pack: list[int] | None,
+) -> Generator[None, None, dict[str, Any]]:
+    """One run of :func:`train_pack`: a generator that yields after every training step; returns the
+    final checkpoint's metadata."""
+    t_start = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    set_determinism(cfg["seed"], cfg["deterministic"], device)
 
     # "arch" is the network built for "model" (a smaller stand-in in a proxy run; the same name otherwise)
     model = build_model(
@@ -200,6 +247,7 @@ def train_run(
         for xb, yb in batches.train_epoch(gen, drop_last=engine["drop_last"]):
             if not stepper.step(xb, yb):
                 break
+            yield
         stats = stepper.end_epoch()
         step = stepper.step_count
         diverged = None
@@ -280,6 +328,7 @@ def train_run(
         wall_seconds=time.time() - t_start,
         engine=stepper.describe(),
         precision_validated=bf16_validated(cfg),
+        pack=pack,
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t_start)),
     )
     write_json_atomic(out / "provenance.json", prov)

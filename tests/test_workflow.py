@@ -11,7 +11,7 @@ from conftest import copy_workflow, job_stats
 
 def _snakemake(cwd, *args, timeout=600):
     return subprocess.run(
-        ["snakemake", "--cores", "2", "--configfile", "tiny.yaml", *args],
+        ["snakemake", "--cores", "2", *args, "--configfile", "tiny.yaml"],  # targets in args: before it
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -152,3 +152,25 @@ def test_snakemake_lint_is_clean(repo):
         ["snakemake", "--lint", "--cores", "1"], cwd=repo, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_packed_seeds_share_a_training_job(tmp_path, repo):
+    """engine.pack: 2 cuts seeds [0, 1, 2] into jobs (0, 1) and (2); each job writes its runs' folders."""
+    from conftest import TINY_EXPERIMENT
+
+    copy_workflow(tmp_path)
+    experiment = {**TINY_EXPERIMENT, "models": ["plain20"], "seeds": [0, 1, 2], "epochs": 1}
+    config = {"name": "tiny", "threads": 1, "engine": {"pack": 2}, "experiments": {"gap": experiment}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    targets = [f"results/tiny/runs/gap/plain20/none/seed{s}/metrics.jsonl" for s in (0, 1, 2)]
+    runs = tmp_path / "results" / "tiny" / "runs" / "gap" / "plain20" / "none"
+    dry = _snakemake(tmp_path, "-n", *targets)
+    assert job_stats(dry.stdout + dry.stderr) == {"data": 1, "train_seeds0_1": 1, "train_seeds2": 1}
+    result = _snakemake(tmp_path, *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    packs = [json.loads((runs / f"seed{s}" / "provenance.json").read_text())["pack"] for s in (0, 1, 2)]
+    assert packs == [[0, 1], [0, 1], None]
+    log = tmp_path / "results" / "tiny" / "logs" / "train" / "gap" / "plain20" / "none" / "seeds0_1.log"
+    assert "seed0] epoch 1/1" in log.read_text() and "seed1] epoch 1/1" in log.read_text()
+    config_json = json.loads((runs / "seed0" / "config.json").read_text())
+    assert "pack" not in config_json["engine"]  # a run's config does not depend on how it was packed

@@ -1,6 +1,7 @@
 # Helpers that map the (validated) config to targets. All model/method/data knowledge lives in normbench.
 import json
 import math
+import re
 import shlex
 
 from normbench.probes.record import PROBES
@@ -44,6 +45,26 @@ def metrics_files(experiment: str | None = None) -> list[str]:
 def run_spec_json(wildcards) -> str:
     spec = RunSpec(wildcards.experiment, wildcards.model, wildcards.method, int(wildcards.seed))
     return json.dumps(run_config(CONFIG, spec), sort_keys=True)
+
+
+def seed_packs(size: int) -> dict[tuple[int, ...], list[str]]:
+    """engine.pack: each experiment's seeds cut into groups of ``size`` in config order (the last one may be
+    smaller) -> the experiments cut into that group. Fig. 2 studies (fig2.smk) are not packed."""
+    packs = {}
+    for name, exp in CONFIG["experiments"].items():
+        if not exp["grid"]:
+            for i in range(0, len(exp["seeds"]), size):
+                packs.setdefault(tuple(exp["seeds"][i : i + size]), []).append(name)
+    return packs
+
+
+def pack_arguments(wildcards, seeds) -> str:
+    """``--spec <config> --out <folder>`` for each seed of a pack (shell-quoted)."""
+    args = []
+    for seed in seeds:
+        spec = RunSpec(wildcards.experiment, wildcards.model, wildcards.method, seed)
+        args += ["--spec", json.dumps(run_config(CONFIG, spec), sort_keys=True), "--out", run_dir(spec)]
+    return shlex.join(args)
 
 
 # Zaeemzadeh Fig. 2 studies (experiments with a grid): their runs and figure come from fig2.smk

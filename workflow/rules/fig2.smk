@@ -31,7 +31,11 @@ rule fig2_run:
         "normbench fig2 --spec {params.spec:q} --data {input.data:q} --out {params.out:q} 2>&1 | tee {log:q}"
 
 
-ruleorder: fig2_run > train
+# (packed training rules, engine.pack > 1, exclude Fig. 2 studies by their experiment constraint)
+if PACK == 1:
+
+    ruleorder: fig2_run > train
+
 
 
 rule fig2_figure:
