@@ -8,6 +8,8 @@ crop, flips, normalisation), with the CIFAR recipe's optimizer (SGD, lr 0.1, mom
 After ``warmup`` untimed steps (the fast engine's eager warm-up and CUDA-graph capture happen there), ``steps``
 steps are timed, the device synchronised at both ends. Reported: images/s, seconds per CIFAR epoch of 50,000
 images (50,000 / images/s; evaluation not included), and the ratio to the eager fp32 loop of the same model.
+With ``packs``, the fast engine is also timed with several seeds trained in one process (:mod:`normbench.pack`,
+``engine.pack``): images/s then counts the images of every packed seed.
 
 :func:`validate_bf16` is the measured run that gates bf16: it trains one configured run twice, fp32 and bf16,
 on the same short schedule and writes a verdict JSON (``passed`` when the final test errors differ by at most
@@ -31,6 +33,7 @@ from normbench.data import ImageData
 from normbench.engine import build_step
 from normbench.methods import build_method
 from normbench.models import build_model
+from normbench.pack import interleave
 from normbench.provenance import device_description
 
 DEFAULT_MODELS = ("preact_resnet164", "procresnet166:procrustes")
@@ -70,55 +73,73 @@ def time_engine(
     warmup: int = 5,
     method: str = "none",
     deterministic: bool = False,
+    pack: int = 1,
 ) -> dict[str, Any]:
-    """Images per second of ``steps`` training steps of one engine (after ``warmup`` untimed steps)."""
+    """Images per second of ``steps`` training steps of one engine (after ``warmup`` untimed steps).
+
+    With ``pack`` > 1, that many copies (seeds 0, 1, ...) train in one process with their steps interleaved,
+    each on its own CUDA stream (:mod:`normbench.pack`); images/s counts the images of all of them.
+    """
     device = torch.device(device)
     benchmark = torch.backends.cudnn.benchmark  # the fast engine may switch autotuning on: restored below
     try:
         return _time_engine(
-            model_name, engine, precision, device, batch_size, steps, warmup, method, deterministic
+            model_name, engine, precision, device, batch_size, steps, warmup, method, deterministic, pack
         )
     finally:
         torch.backends.cudnn.benchmark = benchmark
 
 
-def _time_engine(model_name, engine, precision, device, batch_size, steps, warmup, method, deterministic):
-    torch.manual_seed(0)
-    data = synthetic_data(batch_size * 4)
+def _stepper(model_name, engine, precision, device, method, deterministic, seed, data):
+    torch.manual_seed(seed)
     model = build_model(model_name, num_classes=data.num_classes, in_channels=data.channels)
     meth = build_method(method)
     meth.attach(model)
     model.to(device)
     stepper = build_step({"name": engine, "precision": precision}, model, meth, RECIPE, deterministic)
-    batches = TensorBatches(data, device, batch_size, {"pad": 4, "flip": True})
-    it = _cycle(batches, torch.Generator().manual_seed(0))
     model.train()
     stepper.set_lr(RECIPE["lr"])
+    return stepper
+
+
+def _steps(stepper, batches: Iterator, n: int):
+    """``n`` steps of one stepper, yielding after each (a member of :func:`normbench.pack.interleave`)."""
     stepper.start_epoch()
-    for _ in range(warmup):
-        stepper.step(*next(it))
-    stepper.end_epoch()
-    stepper.start_epoch()
+    for _ in range(n):
+        stepper.step(*next(batches))
+        yield
+    return stepper.end_epoch()  # reads the device-side totals: a synchronisation
+
+
+def _time_engine(
+    model_name, engine, precision, device, batch_size, steps, warmup, method, deterministic, pack
+):
+    data = synthetic_data(batch_size * 4)
+    batches = TensorBatches(data, device, batch_size, {"pad": 4, "flip": True})
+    steppers = [
+        _stepper(model_name, engine, precision, device, method, deterministic, seed, data) for seed in range(pack)
+    ]
+    its = [_cycle(batches, torch.Generator().manual_seed(seed)) for seed in range(pack)]
+    interleave([_steps(s, it, warmup) for s, it in zip(steppers, its, strict=True)], device)
     _sync(device)
     t0 = time.perf_counter()
-    for _ in range(steps):
-        stepper.step(*next(it))
-    stats = stepper.end_epoch()  # reads the device-side totals: a synchronisation
+    stats = interleave([_steps(s, it, steps) for s, it in zip(steppers, its, strict=True)], device)
     _sync(device)
     seconds = time.perf_counter() - t0
-    ips = steps * batch_size / seconds
+    ips = pack * steps * batch_size / seconds
     return {
         "model": model_name,
         "method": method,
         "engine": engine,
-        "engine_detail": stepper.describe()["engine"],
+        "engine_detail": steppers[0].describe()["engine"] + (f", {pack} seeds packed" if pack > 1 else ""),
         "precision": precision,
+        "pack": pack,
         "images_per_s": ips,
         "seconds_per_epoch": CIFAR_TRAIN / ips,
-        "step_ms": 1000.0 * seconds / steps,
+        "step_ms": 1000.0 * seconds / (steps * pack),
         "steps": steps,
         "warmup": warmup,
-        "train_loss": stats.loss_sum / max(stats.seen, 1),
+        "train_loss": sum(st.loss_sum for st in stats) / max(sum(st.seen for st in stats), 1),
     }
 
 
@@ -131,11 +152,14 @@ def run_bench(
     precisions: list[str] | tuple[str, ...] = ("fp32",),
     deterministic: bool = False,
     repeats: int = 1,
+    packs: list[int] | tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """Eager and fast engine for every model (``name`` or ``name:method``) and precision; ratios to eager fp32.
 
-    With ``repeats`` > 1 the engines are timed alternately that many times and each keeps its fastest timing
-    (a shared machine's load then penalises neither engine systematically)."""
+    Each ``k`` > 1 of ``packs`` adds the fast engine with ``k`` seeds packed in the process (images/s of all
+    of them). With ``repeats`` > 1 the variants are timed alternately that many times and each keeps its
+    fastest timing (a shared machine's load then penalises none of them systematically)."""
+    variants = [("eager", 1), ("fast", 1), *[("fast", k) for k in dict.fromkeys(packs) if k > 1]]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
@@ -144,9 +168,9 @@ def run_bench(
         name, _, method = spec.partition(":")
         base = None
         for precision in dict.fromkeys(["fp32", *precisions]):
-            best: dict[str, dict[str, Any]] = {}
+            best: dict[tuple[str, int], dict[str, Any]] = {}
             for _ in range(max(1, repeats)):
-                for engine in ("eager", "fast"):
+                for engine, pack in variants:
                     row = time_engine(
                         name,
                         engine,
@@ -157,11 +181,13 @@ def run_bench(
                         warmup,
                         method or "none",
                         deterministic,
+                        pack,
                     )
-                    if engine not in best or row["images_per_s"] > best[engine]["images_per_s"]:
-                        best[engine] = row
-            for engine in ("eager", "fast"):
-                row = best[engine]
+                    key = (engine, pack)
+                    if key not in best or row["images_per_s"] > best[key]["images_per_s"]:
+                        best[key] = row
+            for key in variants:
+                row = best[key]
                 base = base or row["images_per_s"]
                 row["ratio"] = row["images_per_s"] / base
                 rows.append(row)

@@ -294,6 +294,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.precision,
         args.deterministic,
         args.repeats,
+        args.pack,
     )
     print(format_table(result))
     if args.json:
@@ -538,7 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="time the eager training loop against the fast engine on this device (images/s, s per epoch)",
         description="Train each model with the eager loop and with the fast engine (normbench.engine) on "
         "synthetic uint8 data of CIFAR shape held on the device, and print images/s, seconds per CIFAR epoch "
-        "(50,000 images) and the ratio to eager fp32, as a table and (--json) JSON. With --validate-bf16 OUT, "
+        "(50,000 images) and the ratio to eager fp32, as a table and (--json) JSON; --pack adds the fast engine "
+        "with several seeds trained in one process. With --validate-bf16 OUT, "
         "instead train one configured run in fp32 and in bf16 on a short schedule and write the verdict that "
         "gates bf16 runs (engine.bf16_validation); exit 1 if it fails.",
     )
@@ -559,6 +561,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="precisions (fp32 always)"
     )
     p.add_argument("--deterministic", action="store_true", help="no cuDNN autotuning in the fast engine")
+    p.add_argument(
+        "--pack",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="K",
+        help="also time the fast engine with K seeds packed in one process (engine.pack), e.g. --pack 2 4",
+    )
     p.add_argument(
         "--repeats", type=int, default=1, help="time the engines alternately N times, keep the best"
     )

@@ -145,3 +145,13 @@ def test_augment_statistics_match_the_recipe():
     cols = cols[cols != 4]  # column 4 is reached both unflipped (offset 4) and flipped (offset 0)
     flipped = (cols > 4).float().mean()  # a flipped marker lands in the right half
     assert abs(float(flipped) - 0.5) < 0.05
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_augment_on_gpu_equals_cpu():
+    """The draws are made on the CPU generator and the gather runs on the device: same images on CUDA."""
+    x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    cpu = augment(x, 4, True, torch.Generator().manual_seed(5))
+    gpu = augment(x.cuda(), 4, True, torch.Generator().manual_seed(5))
+    assert gpu.is_cuda and torch.equal(gpu.cpu(), cpu)

@@ -115,3 +115,28 @@ def test_cli_trains_a_pack(pack_cfgs, tmp_path):
     assert done.stdout.count("completed after 1 epochs") == 2
     bad = subprocess.run(args[:-2], capture_output=True, text=True)
     assert bad.returncode != 0 and "one --out per --spec (2 --spec, 1 --out)" in bad.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_pack_on_gpu_matches_runs_alone(pack_cfgs, tmp_path):
+    """On CUDA each member replays its CUDA graphs on its own stream; the metrics stay those of the runs alone
+    (to float tolerance: the members' kernels overlap, and a few cuDNN kernels are not bitwise reproducible)."""
+    cfgs = pack_cfgs[:2]
+    for c in cfgs:
+        c["device"] = "cuda"
+        c["engine"]["name"] = "fast"
+    for c in cfgs:
+        train_run(c, tmp_path / "alone" / str(c["seed"]), log=lambda m: None)
+    train_pack([(c, tmp_path / "pack" / str(c["seed"])) for c in cfgs], log=lambda m: None)
+    for c in cfgs:
+        a = read_records(tmp_path / "alone" / str(c["seed"]) / "metrics.jsonl")
+        b = read_records(tmp_path / "pack" / str(c["seed"]) / "metrics.jsonl")
+        ea = [r for r in a if r["kind"] == "epoch"]
+        eb = [r for r in b if r["kind"] == "epoch"]
+        assert len(ea) == len(eb) == c["epochs"]
+        for x, y in zip(ea, eb, strict=True):
+            assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-3)
+            assert abs(x["test_error"] - y["test_error"]) <= 1.0
+        prov = json.loads((tmp_path / "pack" / str(c["seed"]) / "provenance.json").read_text())
+        assert "fast+cuda_graphs" in prov["engine"]["engine"] and prov["pack"] == [0, 1]
