@@ -47,15 +47,26 @@ def run_spec_json(wildcards) -> str:
     return json.dumps(run_config(CONFIG, spec), sort_keys=True)
 
 
-def seed_packs(size: int) -> dict[tuple[int, ...], list[str]]:
-    """engine.pack: each experiment's seeds cut into groups of ``size`` in config order (the last one may be
-    smaller) -> the experiments cut into that group. Fig. 2 studies (fig2.smk) are not packed."""
+def pack_size(name: str) -> int:
+    """Seeds per training job of an experiment: its `pack`, else engine.pack; Fig. 2 studies are not packed."""
+    exp = CONFIG["experiments"][name]
+    return 1 if exp["grid"] else exp["pack"] or CONFIG["engine"]["pack"]
+
+
+def seed_packs() -> dict[tuple[int, ...], list[str]]:
+    """Packed experiments' seeds cut into groups of their pack size, in config order (the last group may be
+    smaller) -> the experiments cut into that group."""
     packs = {}
     for name, exp in CONFIG["experiments"].items():
-        if not exp["grid"]:
-            for i in range(0, len(exp["seeds"]), size):
-                packs.setdefault(tuple(exp["seeds"][i : i + size]), []).append(name)
+        size = pack_size(name)
+        for i in range(0, len(exp["seeds"]), size) if size > 1 else ():
+            packs.setdefault(tuple(exp["seeds"][i : i + size]), []).append(name)
     return packs
+
+
+def experiment_regex(names) -> str:
+    """A wildcard constraint matching exactly these experiments (none: matching nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
 def pack_arguments(wildcards, seeds) -> str:

@@ -11,7 +11,7 @@ rule fig2_run:
         config=f"{RES}/runs/{{experiment}}/{{model}}/{{method}}/seed{{seed}}/config.json",
         provenance=f"{RES}/runs/{{experiment}}/{{model}}/{{method}}/seed{{seed}}/provenance.json",
     wildcard_constraints:
-        experiment="|".join(GRID_EXPERIMENTS) or "(?!)",
+        experiment=experiment_regex(GRID_EXPERIMENTS),
     log:
         f"{RES}/logs/fig2/{{experiment}}/{{model}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -31,11 +31,7 @@ rule fig2_run:
         "normbench fig2 --spec {params.spec:q} --data {input.data:q} --out {params.out:q} 2>&1 | tee {log:q}"
 
 
-# (packed training rules, engine.pack > 1, exclude Fig. 2 studies by their experiment constraint)
-if PACK == 1:
-
-    ruleorder: fig2_run > train
-
+ruleorder: fig2_run > train
 
 
 rule fig2_figure:
@@ -46,7 +42,7 @@ rule fig2_figure:
         pdf=f"{RES}/figures/{{experiment}}/fig2_grid.pdf",
         csv=f"{RES}/figures/{{experiment}}/fig2_grid.csv",
     wildcard_constraints:
-        experiment="|".join(GRID_EXPERIMENTS) or "(?!)",
+        experiment=experiment_regex(GRID_EXPERIMENTS),
     log:
         f"{RES}/logs/figures/{{experiment}}/fig2_grid.log",
     params:

@@ -1,67 +1,66 @@
-# Training jobs. engine.pack: 1 (the default): one job per run (experiment, model, method, seed), rule `train`.
-# engine.pack: K > 1: one job per K seeds of an (experiment, model, method), trained in one process with their
-# steps interleaved (normbench.pack); a rule `train_seeds<s1>_<s2>...` per group of seeds, each limited to the
-# experiments whose seed list is cut into that group. Both write the same run folders and logs per job.
-PACK = CONFIG["engine"]["pack"]
+# Training jobs. An experiment whose pack size is 1 (its `pack`, else engine.pack; the default) has one job per
+# run (experiment, model, method, seed): rule `train`. A pack size K > 1 gives one job per K seeds of an
+# (experiment, model, method), trained in one process with their steps interleaved (normbench.pack): a rule
+# `train_seeds<s1>_<s2>...` per group of seeds, limited to the experiments whose seed list is cut into that
+# group. Both write the same run folders.
 RUN_FILES = ("metrics.jsonl", "config.json", "provenance.json", "checkpoint.pt")
 RUN_PATTERN = f"{RES}/runs/{{experiment}}/{{model}}/{{method}}/seed{{seed}}"
 
 
-if PACK == 1:
+rule train:
+    input:
+        data=experiment_data,
+    output:
+        metrics=f"{RUN_PATTERN}/metrics.jsonl",
+        config=f"{RUN_PATTERN}/config.json",
+        provenance=f"{RUN_PATTERN}/provenance.json",
+        checkpoint=f"{RUN_PATTERN}/checkpoint.pt",
+    wildcard_constraints:
+        experiment=experiment_regex(name for name in EXPERIMENTS if pack_size(name) == 1),
+    log:
+        f"{RES}/logs/train/{{experiment}}/{{model}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{RES}/benchmarks/train/{{experiment}}/{{model}}/{{method}}/seed{{seed}}.tsv"
+    params:
+        spec=run_spec_json,
+        out=lambda w, output: os.path.dirname(output.metrics),
+    threads: train_threads
+    resources:
+        gpu=train_gpus,
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+    container:
+        CONTAINER
+    shell:
+        "workflow/scripts/gpu-slot.sh {resources.gpu} "
+        "normbench train --spec {params.spec:q} --data {input.data:q} --out {params.out:q} 2>&1 | tee {log:q}"
 
-    rule train:
+
+for _seeds, _experiments in seed_packs().items():
+    _tag = "_".join(map(str, _seeds))
+
+    rule:
+        name:
+            f"train_seeds{_tag}"
         input:
             data=experiment_data,
         output:
-            metrics=f"{RUN_PATTERN}/metrics.jsonl",
-            config=f"{RUN_PATTERN}/config.json",
-            provenance=f"{RUN_PATTERN}/provenance.json",
-            checkpoint=f"{RUN_PATTERN}/checkpoint.pt",
+            [f"{RUN_PATTERN}/{f}".replace("{seed}", str(s)) for s in _seeds for f in RUN_FILES],
+        wildcard_constraints:
+            experiment=experiment_regex(_experiments),
         log:
-            f"{RES}/logs/train/{{experiment}}/{{model}}/{{method}}/seed{{seed}}.log",
+            f"{RES}/logs/train/{{experiment}}/{{model}}/{{method}}/seeds{_tag}.log",
         benchmark:
-            f"{RES}/benchmarks/train/{{experiment}}/{{model}}/{{method}}/seed{{seed}}.tsv"
+            f"{RES}/benchmarks/train/{{experiment}}/{{model}}/{{method}}/seeds{_tag}.tsv"
         params:
-            spec=run_spec_json,
-            out=lambda w, output: os.path.dirname(output.metrics),
+            runs=lambda w, seeds=_seeds: pack_arguments(w, seeds),
         threads: train_threads
         resources:
             gpu=train_gpus,
             mem_mb=train_mem_mb,
-            runtime=train_runtime,
+            runtime=lambda w, attempt, n=len(_seeds): n * train_runtime(w, attempt),
         container:
             CONTAINER
         shell:
             "workflow/scripts/gpu-slot.sh {resources.gpu} "
-            "normbench train --spec {params.spec:q} --data {input.data:q} --out {params.out:q} 2>&1 | tee {log:q}"
-
-else:
-
-    for _seeds, _experiments in seed_packs(PACK).items():
-        _tag = "_".join(map(str, _seeds))
-
-        rule:
-            name:
-                f"train_seeds{_tag}"
-            input:
-                data=experiment_data,
-            output:
-                [f"{RUN_PATTERN}/{f}".replace("{seed}", str(s)) for s in _seeds for f in RUN_FILES],
-            wildcard_constraints:
-                experiment="|".join(re.escape(e) for e in _experiments),
-            log:
-                f"{RES}/logs/train/{{experiment}}/{{model}}/{{method}}/seeds{_tag}.log",
-            benchmark:
-                f"{RES}/benchmarks/train/{{experiment}}/{{model}}/{{method}}/seeds{_tag}.tsv"
-            params:
-                runs=lambda w, seeds=_seeds: pack_arguments(w, seeds),
-            threads: train_threads
-            resources:
-                gpu=train_gpus,
-                mem_mb=train_mem_mb,
-                runtime=lambda w, attempt, n=len(_seeds): n * train_runtime(w, attempt),
-            container:
-                CONTAINER
-            shell:
-                "workflow/scripts/gpu-slot.sh {resources.gpu} "
-                "normbench train {params.runs} --data {input.data:q} 2>&1 | tee {log:q}"
+            "normbench train {params.runs} --data {input.data:q} 2>&1 | tee {log:q}"
