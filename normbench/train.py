@@ -1,5 +1,8 @@
 """The training loop: one run = one (experiment, model, method, seed), resumable at epoch boundaries.
 
+:func:`train_run` trains one run; :func:`train_pack` trains several seeds of one (experiment, model, method)
+in one process, their steps interleaved (:mod:`normbench.pack`, ``engine.pack``), each exactly as alone.
+
 Per epoch, for each mini-batch of :mod:`normbench.batches` (shuffled and augmented with draws from a
 generator seeded with the run's seed; in-memory tensors or streamed image folders):
 
