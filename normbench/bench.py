@@ -117,7 +117,8 @@ def _time_engine(
     data = synthetic_data(batch_size * 4)
     batches = TensorBatches(data, device, batch_size, {"pad": 4, "flip": True})
     steppers = [
-        _stepper(model_name, engine, precision, device, method, deterministic, seed, data) for seed in range(pack)
+        _stepper(model_name, engine, precision, device, method, deterministic, seed, data)
+        for seed in range(pack)
     ]
     its = [_cycle(batches, torch.Generator().manual_seed(seed)) for seed in range(pack)]
     interleave([_steps(s, it, warmup) for s, it in zip(steppers, its, strict=True)], device)

@@ -113,7 +113,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
         ]
     for title, sub, stem in groups:
         if args.probe:
-            paths = PROBE_FIGURES[args.probe](sub, stem, title)
+            paths = PROBE_FIGURES[args.probe](sub, stem, title, layout)
         else:
             paths = FIGURES[args.figure](sub, stem, title, layout)
         for path in paths:
@@ -447,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--layout",
         help='the curves\' layout as JSON, the experiment\'s figure: block, e.g. \'{"panels": "depth", "spread": '
-        '"range"}\' (see normbench.figures.LAYOUT_DEFAULTS)',
+        '"range"}\' (see normbench.figures.LAYOUT_DEFAULTS); with --probe grad_norm_ratio only its "depths" map '
+        "(model -> depth row) is read",
     )
     p.set_defaults(func=cmd_figures)
 

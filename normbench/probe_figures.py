@@ -63,12 +63,17 @@ def last_probe(runs: list[Run], name: str):
     return list(last.values())
 
 
-def plot_grad_norm_ratio(runs: list[Run], out_stem: Path, title: str) -> list[Path]:
+def plot_grad_norm_ratio(
+    runs: list[Run], out_stem: Path, title: str, layout: dict | None = None
+) -> list[Path]:
+    """Zaeemzadeh Fig. 3. ``layout["depths"]`` (model -> depth) draws a model under another depth's row, e.g.
+    ProcResNet-22 (20 layers plus its 2 projected convs) beside Plain-20 and ResNet-20."""
+    depths = (layout or {}).get("depths")
     rows = [
         {
             "variant": variant(r),
             "family": variant(r, strip_depth=True),
-            "depth": model_depth(r.config),
+            "depth": model_depth(r.config, depths),
             "seed": r.config["seed"],
             "epoch": e,
             "block": b["index"],
@@ -147,7 +152,7 @@ def _epoch_series(
     return save_figure(fig, out_stem, title)
 
 
-def plot_backward_moments(runs, out_stem, title):
+def plot_backward_moments(runs, out_stem, title, layout=None):
     def first_over_last(res):
         q = [as_float(v) for v in res["q"]]
         return q[0] / q[-1] if q and q[-1] > 0 else float("nan")
@@ -163,7 +168,7 @@ def plot_backward_moments(runs, out_stem, title):
     )
 
 
-def plot_weight_correlation(runs, out_stem, title):
+def plot_weight_correlation(runs, out_stem, title, layout=None):
     return _epoch_series(
         runs,
         "weight_correlation",
@@ -174,7 +179,7 @@ def plot_weight_correlation(runs, out_stem, title):
     )
 
 
-def plot_singular_values(runs, out_stem, title, name="singular_values"):
+def plot_singular_values(runs, out_stem, title, layout=None, name="singular_values"):
     rows = [
         {"variant": variant(r), "singular value": as_float(sv)}
         for r, res in last_probe(runs, name)
@@ -267,13 +272,16 @@ def plot_distribution(runs, out_stem, title, name):
     return save_figure(fig, out_stem, f"{title}: distribution of {kind} at the last probe")
 
 
-PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str], list[Path]]] = {
+# Every figure takes (runs, out_stem, title, layout); only Fig. 3's reads a layout (its depths map).
+PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str, dict | None], list[Path]]] = {
     "grad_norm_ratio": plot_grad_norm_ratio,
     "backward_moments": plot_backward_moments,
     "weight_correlation": plot_weight_correlation,
     "singular_values": plot_singular_values,
-    "sv_histograms": lambda runs, out, title: plot_singular_values(runs, out, title, "sv_histograms"),
-    "weight_condition": lambda runs, out, title: _per_layer(
+    "sv_histograms": lambda runs, out, title, layout=None: plot_singular_values(
+        runs, out, title, name="sv_histograms"
+    ),
+    "weight_condition": lambda runs, out, title, layout=None: _per_layer(
         runs,
         "weight_condition",
         "kappa",
@@ -281,7 +289,7 @@ PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str], list[Path]]] = {
         out,
         f"{title}: weight condition numbers at the last probe",
     ),
-    "hidden_condition": lambda runs, out, title: _per_layer(
+    "hidden_condition": lambda runs, out, title, layout=None: _per_layer(
         runs,
         "hidden_condition",
         "kappa",
@@ -289,6 +297,8 @@ PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str], list[Path]]] = {
         out,
         f"{title}: hidden-representation condition numbers at the last probe",
     ),
-    "activation_dist": lambda runs, out, title: plot_distribution(runs, out, title, "activation_dist"),
-    "weight_dist": lambda runs, out, title: plot_distribution(runs, out, title, "weight_dist"),
+    "activation_dist": lambda runs, out, title, layout=None: plot_distribution(
+        runs, out, title, "activation_dist"
+    ),
+    "weight_dist": lambda runs, out, title, layout=None: plot_distribution(runs, out, title, "weight_dist"),
 }

@@ -192,7 +192,7 @@ def test_grad_norm_ratio_figure_rows_by_depth(tmp_path, captured):
         run = make_run(tmp_path, m, 0)
         run.records.extend(probe(e) for e in range(3))
         runs.append(run)
-    paths = PROBE_FIGURES["grad_norm_ratio"](runs, tmp_path / "grad_norm_ratio", "Fig. 3")
+    paths = PROBE_FIGURES["grad_norm_ratio"](runs, tmp_path / "grad_norm_ratio", "Fig. 3", None)
     assert all(p.is_file() for p in paths)
     panels, titles = captured[-1]
     assert len(panels) == 2 * 2
@@ -202,5 +202,18 @@ def test_grad_norm_ratio_figure_rows_by_depth(tmp_path, captured):
         "plain, depth 83",
         "preact_resnet, depth 83",
     ]
-    PROBE_FIGURES["grad_norm_ratio"](runs[:1], tmp_path / "one", "")  # one depth: one panel per variant
+    PROBE_FIGURES["grad_norm_ratio"](runs[:1], tmp_path / "one", "", None)  # one depth: one panel per variant
     assert captured[-1][1] == ["plain20"]
+    # the paper figure pools ProcResNet-22 (another experiment) into the depth-20 row through the depths map
+    proc = make_run(tmp_path, "procresnet22", 0, "procrustes")
+    proc.records.extend(probe(e) for e in range(3))
+    layout = {"depths": {"procresnet22": 20}}
+    PROBE_FIGURES["grad_norm_ratio"]([*runs, proc], tmp_path / "fig3", "Fig. 3", layout)
+    assert captured[-1][1] == [
+        "plain, depth 20",
+        "preact_resnet, depth 20",
+        "procresnet+procrustes, depth 20",
+        "plain, depth 83",
+        "preact_resnet, depth 83",
+        "procresnet+procrustes, depth 83",
+    ]

@@ -112,9 +112,8 @@ PAPER_FIGURE_PAPERS = "|".join(sorted({os.path.dirname(key) for key in PAPER_FIG
 def paper_figure_args(wildcards) -> str:
     """What `normbench figures` draws for a paper figure: a probe's figure, or curves with their layout."""
     fig = CONFIG["paper_figures"][f"{wildcards.paper}/{wildcards.figure}"]
-    if fig["kind"] != "curves":
-        return f"--probe {fig['kind']}"
-    return f"--layout {shlex.quote(json.dumps(fig['layout'], sort_keys=True))}"
+    layout = f"--layout {shlex.quote(json.dumps(fig['layout'], sort_keys=True))}"
+    return layout if fig["kind"] == "curves" else f"--probe {fig['kind']} {layout}"
 
 
 def paper_figure_files() -> list[str]:
