@@ -56,18 +56,26 @@ def _img(path: Path) -> str:
 
 
 def provenance_summary(runs_dir: Path) -> dict:
+    """Code versions, devices, engines and training hours of the runs under ``runs_dir``.
+
+    A run trained in a pack (``engine.pack``) records the pack's wall-clock seconds, shared with the other
+    members: it counts for ``train_seconds / len(pack)``, so a pack's hours are counted once."""
     provs = [json.loads(p.read_text()) for p in sorted(runs_dir.rglob("provenance.json"))]
     if not provs:
         return {}
     shas = sorted(
         {(p["git"]["sha"] or "unknown")[:10] + (" (dirty)" if p["git"]["dirty"] else "") for p in provs}
     )
+    engines = sorted({p["engine"]["engine"] for p in provs if isinstance(p.get("engine"), dict)})
+    packed = sum(1 for p in provs if p.get("pack"))
+    hours = sum(p.get("train_seconds", 0.0) / len(p.get("pack") or [None]) for p in provs) / 3600
     return {
-        "runs": len(provs),
+        "runs": len(provs) if not packed else f"{len(provs)} ({packed} trained in packs)",
         "code": ", ".join(shas),
         "devices": ", ".join(sorted({p["device_name"] for p in provs})),
         "torch": ", ".join(sorted({p["versions"]["torch"] for p in provs})),
-        "train hours": f"{sum(p.get('train_seconds', 0.0) for p in provs) / 3600:.3f}",
+        **({"engines": ", ".join(engines)} if engines else {}),
+        "train hours": f"{hours:.3f}",
     }
 
 

@@ -140,3 +140,27 @@ def test_pack_on_gpu_matches_runs_alone(pack_cfgs, tmp_path):
             assert abs(x["test_error"] - y["test_error"]) <= 1.0
         prov = json.loads((tmp_path / "pack" / str(c["seed"]) / "provenance.json").read_text())
         assert "fast+cuda_graphs" in prov["engine"]["engine"] and prov["pack"] == [0, 1]
+
+
+def test_report_counts_a_packs_hours_once(tmp_path):
+    from normbench.report import provenance_summary
+
+    def write(name, seconds, pack):
+        folder = tmp_path / name
+        folder.mkdir()
+        prov = {
+            "git": {"sha": "abc", "dirty": False},
+            "device_name": "cpu",
+            "versions": {"torch": "2"},
+            "engine": {"engine": "eager"},
+            "train_seconds": seconds,
+            "pack": pack,
+        }
+        (folder / "provenance.json").write_text(json.dumps(prov))
+
+    write("a", 3600.0, [0, 1])  # a pack of two: one hour of wall clock, recorded by both members
+    write("b", 3600.0, [0, 1])
+    write("c", 1800.0, None)
+    summary = provenance_summary(tmp_path)
+    assert summary["train hours"] == "1.500" and summary["runs"] == "3 (2 trained in packs)"
+    assert summary["engines"] == "eager"
