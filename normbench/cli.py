@@ -203,7 +203,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         measured[DEFAULT_REFERENCE[0]] = DEFAULT_REFERENCE[1]
         sources.append(DEFAULT_REFERENCE[2])
     if args.bench:
-        measured.update(read_bench(args.bench, args.engine))
+        measured.update(read_bench(args.bench, args.engine, args.precision, args.pack))
         sources.append(f"normbench bench {args.bench}")
     for item in args.throughput:
         model, _, value = item.partition("=")
@@ -516,6 +516,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="config/paper.yaml", help="configuration (default: config/paper.yaml)")
     p.add_argument("--bench", help="JSON written by 'normbench bench --json' on the GPU to estimate for")
     p.add_argument("--engine", help="with --bench: use this engine's rows (default: the fastest per model)")
+    p.add_argument(
+        "--precision", default="fp32", help="with --bench: use rows of this precision (default fp32)"
+    )
+    p.add_argument(
+        "--pack",
+        type=int,
+        default=1,
+        help="with --bench: use rows measured with this many seeds per process (default 1; bench --pack)",
+    )
     p.add_argument(
         "--throughput",
         action="append",

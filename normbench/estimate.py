@@ -46,14 +46,19 @@ def forward_flops(model: str, channels: int, size: int, num_classes: int = 10) -
     return float(counter.get_total_flops())
 
 
-def read_bench(path: str | Path, engine: str | None = None) -> dict[str, float]:
+def read_bench(
+    path: str | Path, engine: str | None = None, precision: str = "fp32", pack: int = 1
+) -> dict[str, float]:
     """Images/s per model from a ``normbench bench --json`` file (rows with ``model``, ``engine`` and
-    ``images_per_s``; the fastest row of a model where no engine is named)."""
+    ``images_per_s``; the fastest row of a model where no engine is named). Only rows of ``precision``
+    (fp32 by default: the reproduction's) and of ``pack`` seeds per process (1: one run per job) count."""
     doc = json.loads(Path(path).read_text())
     rows = doc["rows"] if isinstance(doc, dict) else doc
     out: dict[str, float] = {}
     for row in rows:
         if engine and row.get("engine") != engine:
+            continue
+        if row.get("precision", "fp32") != precision or row.get("pack", 1) != pack:
             continue
         out[row["model"]] = max(out.get(row["model"], 0.0), float(row["images_per_s"]))
     return out

@@ -68,3 +68,20 @@ def test_cli_prints_tables_and_writes_json(config, tmp_path, capsys, tiny_config
     plain = next(r for r in doc["rows"] if r["model"] == "plain20")
     assert plain["gpu_hours"] == pytest.approx(50_000 * 10 * 2 / 2000.0 / 3600)
     assert any(r["gpu_hours"] is None for r in doc["rows"])
+
+
+def test_bench_rows_are_filtered_by_precision_and_pack(tmp_path):
+    from normbench.estimate import read_bench
+
+    rows = [
+        {"model": "m", "engine": "eager", "precision": "fp32", "pack": 1, "images_per_s": 100.0},
+        {"model": "m", "engine": "fast", "precision": "fp32", "pack": 1, "images_per_s": 300.0},
+        {"model": "m", "engine": "fast", "precision": "bf16", "pack": 1, "images_per_s": 500.0},
+        {"model": "m", "engine": "fast", "precision": "fp32", "pack": 4, "images_per_s": 900.0},
+    ]
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"rows": rows}))
+    assert read_bench(path) == {"m": 300.0}  # fp32, one run per process: what a reproduction runs
+    assert read_bench(path, "eager") == {"m": 100.0}
+    assert read_bench(path, precision="bf16") == {"m": 500.0}
+    assert read_bench(path, pack=4) == {"m": 900.0}
