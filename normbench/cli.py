@@ -590,7 +590,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="none")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="--validate-bf16: short schedule (default: the experiment's)")
-    p.add_argument("--tolerance", type=float, default=1.0, help="max |test error difference| in pp (1.0)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1.0,
+        help="max |test error difference| in pp, errors averaged over the last quarter of the epochs (1.0)",
+    )
     p.add_argument("--data", help="--validate-bf16: prepared data file from 'normbench data'")
     p.add_argument("--work-dir", help="--validate-bf16: folder for the two runs (default: a temporary one)")
     p.set_defaults(func=cmd_bench)

@@ -37,7 +37,10 @@ def test_validate_bf16_writes_a_verdict(tiny_config, tmp_path):
     assert (
         json.loads(out.read_text()) == verdict and verdict["passed"] and verdict["arch"] == "preact_resnet20"
     )
-    assert {"fp32", "bf16", "difference_pp", "tolerance_pp"} <= set(verdict)
+    assert {"fp32", "bf16", "difference_pp", "tolerance_pp", "statistic"} <= set(verdict)
+    assert verdict["fp32"]["tail_epochs"] == 1 and verdict["difference_pp"] == pytest.approx(
+        verdict["bf16"]["final_test_error"] - verdict["fp32"]["final_test_error"]
+    )
     cfg["engine"].update(precision="bf16", bf16_validation=str(out))
     assert bf16_validated(cfg)
 
