@@ -10,7 +10,7 @@ from normbench.config import ConfigError, run_config, run_specs, validate_config
 from normbench.data import DataError, FolderData, load_dataset, load_prepared, save_prepared
 from normbench.models.registry import MODELS
 from normbench.runs import read_records, summarize, without_timing
-from normbench.train import train_run
+from normbench.train import train_pack, train_run
 
 CLASSES = ["n01440764", "n01443537", "n01484850"]
 AUG = {"pad": 0, "flip": True}
@@ -132,6 +132,10 @@ def test_train_run_streams_imagenet_folders(imagenet_root, tiny_config, tmp_path
     again = tmp_path / "again"
     train_run(cfg, again, log=lambda m: None)
     assert without_timing(read_records(again / "metrics.jsonl")) == without_timing(records)
+    # the fast engine and a pack of two seeds stream the same batches and give the same metrics
+    cfg["engine"]["name"] = "fast"
+    train_pack([(cfg, tmp_path / "fast"), ({**cfg, "seed": 1}, tmp_path / "fast1")], log=lambda m: None)
+    assert without_timing(read_records(tmp_path / "fast" / "metrics.jsonl")) == without_timing(records)
 
 
 @pytest.mark.slow
