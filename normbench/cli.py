@@ -39,7 +39,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from normbench.config import RunSpec, load_config, results_dir, run_config
-    from normbench.train import train_pack
+    from normbench.train import PackError, train_pack
 
     if args.spec:
         if len(args.out or []) != len(args.spec):
@@ -72,10 +72,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
     try:
         results = train_pack(runs, data_path=args.data)
-    except ValueError as err:
-        if str(err).startswith("train_pack:"):
-            raise SystemExit(f"normbench train: {str(err).removeprefix('train_pack: ')}") from None
-        raise
+    except PackError as err:
+        raise SystemExit(f"normbench train: {err}") from None
     for (_, out), result in zip(runs, results, strict=True):
         print(f"{out}: {result['status']} after {result['epoch']} epochs")
     return 0

@@ -51,29 +51,19 @@ def grid_run(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train every (c, d) cell of ``cfg["grid"]`` with ``cfg``'s method and seed; write the run folder."""
-    from normbench.batches import make_batches
-    from normbench.data import load_dataset, load_prepared
     from normbench.methods import build_method
     from normbench.probes import json_safe
     from normbench.probes.gradients import fig2_ratio
     from normbench.provenance import provenance
-    from normbench.train import select_device
+    from normbench.train import open_data
 
     t_start = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg["threads"])
-    device = select_device(cfg["device"])
     opt = cfg["optimizer"]
     if opt["name"] != "sgd":
         raise ValueError(f"the Fig. 2 study trains with SGD (Sec. 4), not {opt['name']!r}")
-    data = (
-        load_prepared(data_path)
-        if data_path
-        else load_dataset(cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"])
-    )
-    batches = make_batches(data, device, cfg["batch_size"], cfg["augment"], cfg.get("workers", 0))
+    device, data, batches = open_data(cfg, data_path)
     probe = batches.probe_batch(cfg["probes"]["batch"])
     write_json_atomic(out / "config.json", cfg)
     metrics = out / "metrics.jsonl"

@@ -36,7 +36,7 @@ class Member:
 
     def __init__(self, steps: Generator[Any, None, Any], device: torch.device, isolate: bool):
         self.steps, self.isolate = steps, isolate
-        self.rng = torch.get_rng_state()
+        self.rng = torch.get_rng_state() if isolate else None
         self.stream = torch.cuda.Stream(device) if isolate and device.type == "cuda" else None
         if self.stream is not None:  # the shared data set was uploaded on the current stream
             self.stream.wait_stream(torch.cuda.current_stream(device))

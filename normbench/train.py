@@ -127,6 +127,25 @@ def _probe_record(model: nn.Module, batch, probes: dict[str, Any], epoch: int) -
 PACK_KEYS_FREE = ("seed",)  # what may differ between the members of a pack
 
 
+class PackError(ValueError):
+    """Runs that cannot share a pack (configs differing beyond the seed, repeated seeds or folders)."""
+
+
+def open_data(cfg: dict[str, Any], data_path: str | Path | None = None):
+    """``(device, data, batches)`` of a run config: its threads set, its device chosen, its data set loaded
+    (the prepared file ``data_path``, else from ``data_root``) and cut into mini-batches on that device."""
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg["threads"])
+    device = select_device(cfg["device"])
+    data = (
+        load_prepared(data_path)
+        if data_path
+        else load_dataset(cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"])
+    )
+    batches = make_batches(data, device, cfg["batch_size"], cfg["augment"], cfg.get("workers", 0))
+    return device, data, batches
+
+
 def train_run(
     cfg: dict[str, Any],
     out_dir: str | Path,
@@ -156,28 +175,20 @@ def train_pack(
     Returns each run's final checkpoint metadata, in order.
     """
     if not runs:
-        raise ValueError("train_pack: no runs given")
+        raise PackError("no runs given")
     first = runs[0][0]
     for cfg, _ in runs[1:]:
         differ = sorted(k for k in {*first, *cfg} - set(PACK_KEYS_FREE) if first.get(k) != cfg.get(k))
         if differ:
-            raise ValueError(
-                f"train_pack: runs of one pack may differ in seed only; seed {cfg.get('seed')} differs from "
+            raise PackError(
+                f"runs of one pack may differ in seed only; seed {cfg.get('seed')} differs from "
                 f"seed {first.get('seed')} in {', '.join(differ)}"
             )
     seeds = [cfg["seed"] for cfg, _ in runs]
     outs = [Path(out).resolve() for _, out in runs]
     if len(set(seeds)) < len(seeds) or len(set(outs)) < len(outs):
-        raise ValueError(f"train_pack: seeds and run folders must be distinct, got seeds {seeds}")
-    if first["threads"]:
-        torch.set_num_threads(first["threads"])
-    device = select_device(first["device"])
-    data = (
-        load_prepared(data_path)
-        if data_path
-        else load_dataset(first["dataset"], first["data_root"], image_size=first["image_size"])
-    )
-    batches = make_batches(data, device, first["batch_size"], first["augment"], first["workers"])
+        raise PackError(f"seeds and run folders must be distinct, got seeds {seeds}")
+    device, data, batches = open_data(first, data_path)
     pack = seeds if len(runs) > 1 else None
     steps = [_train_steps(cfg, Path(out), data, batches, device, log, pack) for cfg, out in runs]
     return interleave(steps, device)
