@@ -25,22 +25,26 @@ also take the "always" runs (``n_iters: 1000000000``), and ``{method: procrustes
   a PROXY row is never a reproduction and never fails ``--strict``.
 - ``REPRODUCED`` / ``DEVIATES`` / ``INCONCLUSIVE``: the check's outcome PASS / FAIL / INCONCLUSIVE.
 
-**Statistics** (the 2-standard-error rule of :mod:`normbench.compare`, applied to differences):
+**Statistics** (95 % Student-t intervals, :mod:`normbench.verdicts.statistics`, applied to differences):
 
 - *a below b* (``order_less_than``, ``less_than`` with ``b``, ``best_among``, ``closer_to_one``,
   ``monotone_with_depth``): with the per-run values of each subject (n_a, n_b >= 2), d = mean(a) - mean(b)
-  and its interval d ± 2·SE, where SE = s_delta/√n paired per seed when both subjects ran the same seeds,
-  else SE = √(s_a²/n_a + s_b²/n_b). PASS if the whole interval is below 0, FAIL if it is wholly above 0,
-  else INCONCLUSIVE. (This is never stricter than asking that the two intervals mean ± 2·SE do not
+  and its interval d ± t·SE, where SE = s_delta/√n paired per seed when both subjects ran the same seeds
+  (t at n - 1 degrees of freedom),
+  else SE = √(s_a²/n_a + s_b²/n_b) (t at the Welch-Satterthwaite degrees of freedom). PASS if the whole interval is below 0, FAIL if it is wholly above 0,
+  else INCONCLUSIVE. (This is never stricter than asking that the two intervals mean ± t·SE do not
   overlap: non-overlapping intervals always give a difference interval that excludes 0.) With fewer than
   two runs on either side: INCONCLUSIVE, showing the point comparison.
-- *a below a number* (``less_than`` with ``value``): the interval mean ± 2·s/√n of a's runs; PASS if
+- *a below a number* (``less_than`` with ``value``): the interval mean ± t·s/√n of a's runs; PASS if
   entirely below the value, FAIL if entirely above, else INCONCLUSIVE (one run: INCONCLUSIVE).
-- *a approximately b* (``approximately_equal``): PASS if d ± 2·SE lies inside [-tolerance, tolerance],
+- *a approximately b* (``approximately_equal``): PASS if d ± t·SE lies inside [-tolerance, tolerance],
   FAIL if it lies entirely outside, else INCONCLUSIVE.
 - *Diverged runs* have no final error: comparisons use the finished runs and say how many diverged. On a
   performance metric (errors, losses, accuracies), a subject all of whose runs diverged (at least 2) is the
   worse side against a subject with at least 2 finished runs: the comparison is decided on that alone.
+  A claim never passes on the survivors: when some runs of the side the claim says is better diverged (a on
+  an error, b on an accuracy, either side on a metric without a direction), a PASS becomes INCONCLUSIVE.
+- *Incomplete runs* (the log stops before the configured epochs, without diverging) are excluded and counted.
 - *Infinite values* (e.g. a condition number reported as ∞): the comparison is decided by the order of the
   runs, PASS if every run of a is below every run of b (at least 2 runs each), FAIL if every run of a is
   above every run of b, else INCONCLUSIVE.
@@ -72,13 +76,13 @@ from typing import Any
 
 import pandas as pd
 
-from normbench.compare import VERDICTS, run_matches, write_verdict_files
+from normbench.compare import run_matches, write_verdict_files
 from normbench.probes._common import as_float
 from normbench.references import CHECKS, Claim
 from normbench.runs import Run
-
-K_SE = 2.0
-"""Half-width of the intervals in standard errors."""
+from normbench.verdicts import VERDICTS, run_status, t_quantile, welch_df
+from normbench.verdicts.accounting import INCOMPLETE
+from normbench.verdicts.protocol import protocol_differences as check_protocol
 
 PASS, FAIL, INCONCLUSIVE, NOT_RUN = "PASS", "FAIL", "INCONCLUSIVE", "NOT RUN"
 OUTCOME_VERDICT = {PASS: "REPRODUCED", FAIL: "DEVIATES", INCONCLUSIVE: "INCONCLUSIVE"}
@@ -353,6 +357,7 @@ class Sample:
     values: list[tuple[Any, float]] = field(default_factory=list)  # (seed, value), value not NaN
     diverged: int = 0  # runs that diverged and have no value
     missing: int = 0  # runs that did not record the metric (and did not diverge)
+    incomplete: int = 0  # runs whose log stops before the configured epochs: excluded
     worst: float | None = None  # the value a diverged run stands for on a performance metric
 
     @property
@@ -384,6 +389,8 @@ class Sample:
             extra.append(f"{self.diverged} diverged")
         if self.missing:
             extra.append(f"{self.missing} not recorded")
+        if self.incomplete:
+            extra.append(f"{self.incomplete} incomplete, excluded")
         return f"{self.label} {body} ({', '.join(extra)})"
 
 
@@ -407,6 +414,9 @@ def make_sample(
     elif metric in HIGHER_IS_BETTER:
         sample.worst = -math.inf
     for r in runs:
+        if run_status(r) == INCOMPLETE:
+            sample.incomplete += 1
+            continue
         v = value_fn(r)
         if not math.isnan(v):
             sample.values.append((r.config.get("seed"), v))
@@ -429,16 +439,36 @@ class Comparison:
         return {"what": self.what, "outcome": self.outcome, "text": self.text}
 
 
-def diff_interval(a: Sample, b: Sample) -> tuple[float, float, bool]:
-    """(d, SE, paired): d = mean(a) - mean(b); SE paired per seed when both ran the same seeds (n >= 2)."""
+def diff_interval(a: Sample, b: Sample) -> tuple[float, float, bool, float]:
+    """(d, SE, paired, df): d = mean(a) - mean(b); SE paired per seed when both ran the same seeds (n >= 2,
+    df = n - 1), else unpaired with the Welch-Satterthwaite df."""
     sa, sb = dict(a.values), dict(b.values)
     paired = a.n == b.n >= 2 and len(sa) == a.n and len(sb) == b.n and set(sa) == set(sb)
     if paired:
         deltas = [sa[k] - sb[k] for k in sa]
-        return mean(deltas), stdev(deltas) / math.sqrt(len(deltas)), True
+        return mean(deltas), stdev(deltas) / math.sqrt(len(deltas)), True, len(deltas) - 1
     d = mean(a.vals) - mean(b.vals)
-    se = math.sqrt(stdev(a.vals) ** 2 / a.n + stdev(b.vals) ** 2 / b.n)
-    return d, se, False
+    s_a, s_b = stdev(a.vals), stdev(b.vals)
+    se = math.sqrt(s_a**2 / a.n + s_b**2 / b.n)
+    return d, se, False, welch_df(s_a, a.n, s_b, b.n)
+
+
+def _survivors_only(outcome: str, text: str, *better: Sample) -> tuple[str, str]:
+    """A claim never passes on the survivors: when a side the claim says is better (or, on a metric without a
+    direction, any side) lost runs to divergence, PASS becomes INCONCLUSIVE."""
+    lost = [s for s in better if s.diverged]
+    if outcome != PASS or not lost:
+        return outcome, text
+    which = ", ".join(f"{s.diverged} run(s) of {s.label}" for s in lost)
+    return INCONCLUSIVE, f"{text[: text.rfind('→')].rstrip()}; {which} diverged → INCONCLUSIVE"
+
+
+def _better_sides(a: Sample, b: Sample) -> tuple[Sample, ...]:
+    """The sides of ``a < b`` whose diverged runs contradict it: a on an error, b on an accuracy, both on a
+    metric with no direction."""
+    if a.worst is None:
+        return a, b
+    return (a,) if a.worst > 0 else (b,)
 
 
 def _not_run(what: str, *samples: Sample) -> Comparison | None:
@@ -483,11 +513,14 @@ def compare_less(a: Sample, b: Sample) -> Comparison:
         else:
             outcome = INCONCLUSIVE
         return Comparison(what, outcome, f"{head}: infinite values, order of the runs → {outcome}")
-    d, se, paired = diff_interval(a, b)
-    lo, hi = d - K_SE * se, d + K_SE * se
+    d, se, paired, df = diff_interval(a, b)
+    half = t_quantile(df) * se
+    lo, hi = d - half, d + half
     outcome = PASS if hi < 0 else FAIL if lo > 0 else INCONCLUSIVE
     how = "paired" if paired else "unpaired"
-    return Comparison(what, outcome, f"{head}: Δ = {_f(d)} ± {_f(K_SE * se, 3)} (2 SE, {how}) → {outcome}")
+    text = f"{head}: Δ = {_f(d)} ± {_f(half, 3)} (95 % t, {_f(df, 3)} df, {how}) → {outcome}"
+    outcome, text = _survivors_only(outcome, text, *_better_sides(a, b))
+    return Comparison(what, outcome, text)
 
 
 def compare_value(a: Sample, value: float) -> Comparison:
@@ -506,13 +539,18 @@ def compare_value(a: Sample, value: float) -> Comparison:
     if not all(math.isfinite(v) for v in a.vals):
         outcome = PASS if max(a.vals) < value else FAIL if min(a.vals) > value else INCONCLUSIVE
         return Comparison(what, outcome, f"{head}: infinite values, every run → {outcome}")
-    m, half = mean(a.vals), K_SE * stdev(a.vals) / math.sqrt(a.n)
+    m, half = mean(a.vals), t_quantile(a.n - 1) * stdev(a.vals) / math.sqrt(a.n)
     outcome = PASS if m + half < value else FAIL if m - half > value else INCONCLUSIVE
-    return Comparison(what, outcome, f"{head}: {_f(m)} ± {_f(half, 3)} → {outcome}")
+    text = f"{head}: {_f(m)} ± {_f(half, 3)} (95 % t) → {outcome}"
+    # a diverged run stands for the worst value: on an error it is above any bound; on an accuracy it cannot
+    # be above one (a < value holds for it) and on a metric with no direction it is unknown
+    if a.worst is None or a.worst > 0:
+        outcome, text = _survivors_only(outcome, text, a)
+    return Comparison(what, outcome, text)
 
 
 def compare_approx(a: Sample, b: Sample, tolerance: float) -> Comparison:
-    """The claim |mean(a) - mean(b)| <= tolerance: d ± 2 SE inside [-tol, tol] passes, outside fails."""
+    """The claim |mean(a) - mean(b)| <= tolerance: d ± t·SE inside [-tol, tol] passes, outside fails."""
     what = f"{a.label} ≈ {b.label} (±{tolerance:g})"
     nr = _not_run(what, a, b)
     if nr:
@@ -530,8 +568,9 @@ def compare_approx(a: Sample, b: Sample, tolerance: float) -> Comparison:
         return Comparison(what, INCONCLUSIVE, f"{head}: fewer than 2 runs with a value{point} → INCONCLUSIVE")
     if not all(math.isfinite(v) for v in a.vals + b.vals):
         return Comparison(what, INCONCLUSIVE, f"{head}: infinite values → INCONCLUSIVE")
-    d, se, paired = diff_interval(a, b)
-    lo, hi = d - K_SE * se, d + K_SE * se
+    d, se, paired, df = diff_interval(a, b)
+    half = t_quantile(df) * se
+    lo, hi = d - half, d + half
     if -tolerance <= lo and hi <= tolerance:
         outcome = PASS
     elif lo > tolerance or hi < -tolerance:
@@ -539,7 +578,9 @@ def compare_approx(a: Sample, b: Sample, tolerance: float) -> Comparison:
     else:
         outcome = INCONCLUSIVE
     how = "paired" if paired else "unpaired"
-    return Comparison(what, outcome, f"{head}: Δ = {_f(d)} ± {_f(K_SE * se, 3)} (2 SE, {how}) → {outcome}")
+    text = f"{head}: Δ = {_f(d)} ± {_f(half, 3)} (95 % t, {_f(df, 3)} df, {how}) → {outcome}"
+    outcome, text = _survivors_only(outcome, text, a, b)
+    return Comparison(what, outcome, text)
 
 
 def combine(outcomes: Iterable[str]) -> str:
@@ -841,27 +882,17 @@ def claim_subjects(claim: Claim) -> list[dict[str, Any]]:
 
 
 def protocol_differences(claim: Claim, runs_of: Mapping[str, list[Run]], subjects: list[dict]) -> list[str]:
-    """How our runs' protocol differs from the claim's: data set, epochs, fewer runs than the paper's."""
+    """How our runs' protocol differs from the claim's, subject by subject, with the same check as the
+    numbers (:func:`normbench.verdicts.protocol.protocol_differences`)."""
     diffs: list[str] = []
-
-    def add(text: str) -> None:
-        if text not in diffs:
-            diffs.append(text)
-
     for s in subjects:
         runs = runs_of[_key(s)]
         if not runs:
             continue
         want = subject_dataset(s, claim.dataset)
-        for ds in dict.fromkeys(r.config.get("dataset") for r in runs):
-            if ds != want:
-                add(f"data set {ds} (paper: {want})")
-        if claim.epochs is not None:
-            for ep in dict.fromkeys(r.config.get("epochs") for r in runs):
-                if ep != claim.epochs:
-                    add(f"{ep} epochs (paper: {claim.epochs})")
-        if claim.runs is not None and len(runs) < claim.runs:
-            add(f"{len(runs)} runs (paper: {claim.runs})")
+        for d in check_protocol(runs, dataset=want, epochs=claim.epochs, runs_wanted=claim.runs):
+            if d not in diffs:
+                diffs.append(d)
     return diffs
 
 
@@ -985,7 +1016,7 @@ def write_claims(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         "# Qualitative claims of the papers",
         "",
         "Verdicts: REPRODUCED (the claim holds on our runs), DEVIATES (it fails), INCONCLUSIVE (too few",
-        "runs, or the 2-standard-error interval covers both outcomes), PROXY (our protocol differs from the",
+        "runs, or the 95 % Student-t interval covers both outcomes), PROXY (our protocol differs from the",
         "claim's: never a reproduction; whether the claim holds on the proxy runs is in brackets), NOT RUN",
         "(some subject has no run). Rules per check: `normbench.claims` and `docs/references.md`.",
     ]

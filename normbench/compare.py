@@ -79,9 +79,14 @@ from tabulate import tabulate
 from normbench.references import Reference
 from normbench.runs import Run
 from normbench.tables import fmt_mean_std, stats
+from normbench.verdicts import VERDICTS, chi2_sd_interval, count_runs, metric_info, run_status, t_quantile
+from normbench.verdicts.accounting import FINISHED
+from normbench.verdicts.metrics import METRIC_TABLE, NOT_EVALUATED, STRUCTURE
+from normbench.verdicts.protocol import protocol_differences as check_protocol
+from normbench.verdicts.statistics import CONFIDENCE, welch_df
 
-VERDICTS = ("REPRODUCED", "DEVIATES", "INCONCLUSIVE", "PROXY", "NOT RUN")
-K_SE = 2.0
+SD_RATIO_BAND = 2.0
+"""A std row agrees when ours / paper lies in [1/2, 2] (compared on the log scale)."""
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 
@@ -93,24 +98,13 @@ class Tolerance:
 
     def rule(self, floor: float | None = None) -> str:
         f = f"{self.floor if floor is None else floor:g}"
-        k = f"{K_SE:g}"
-        return f"REPRODUCED: |Δ| ≤ {f} and {k}·SE ≤ {f}; DEVIATES: |Δ| − {k}·SE > {f}"
+        return f"REPRODUCED: |Δ| ≤ {f} and t·SE ≤ {f}; DEVIATES: |Δ| − t·SE > {f} (t: Student, n − 1 df)"
 
 
 TOLERANCE: dict[str, Tolerance] = {
-    "final_test_error": Tolerance(0.5),
-    "best_test_error": Tolerance(0.5),
-    "final_train_error": Tolerance(0.5),
-    "final_test_top5_error": Tolerance(0.5),
-    "test_accuracy": Tolerance(0.5, higher_is_better=True),
-    "train_accuracy": Tolerance(0.5, higher_is_better=True),
-    "gap_mean": Tolerance(1.0),
-    "gap_max": Tolerance(2.0),
-    "gap_fluctuation": Tolerance(2.0),
-    "final_test_loss": Tolerance(0.05),
-    "diverged_epoch": Tolerance(5.0),
+    name: Tolerance(m.floor, m.higher_is_better) for name, m in METRIC_TABLE.items() if m.floor is not None
 }
-DEFAULT_TOLERANCE = Tolerance(0.5)
+"""Floors of the metrics that have one (:data:`normbench.verdicts.METRIC_TABLE`); there is no default."""
 ABOUT = 0.1  # a number the paper gives as "about" x: the floor widens to 10% of x
 PARAMS_REL = 0.01  # parameter counts: within 1%, or rounding to the printed figure (as tests/test_models.py)
 COUNT_METRICS = frozenset({"depth", "residual_blocks", "transition_blocks", "modified_blocks"})
@@ -217,30 +211,10 @@ def estimate(values: list[float], statistic: str, tol: Tolerance, paper_runs: in
     raise ValueError(f"unknown statistic {statistic!r}")
 
 
-def our_statistic(
-    values: list[float], statistic: str, tol: Tolerance, paper_runs: int | None = None
-) -> float:
-    """Our runs summarised the way the paper summarised its runs (the value of :func:`estimate`)."""
-    return estimate(values, statistic, tol, paper_runs).value
-
-
 def protocol_differences(ref: Reference, runs: list[Run]) -> list[str]:
-    """How our runs' protocol differs from the paper's (empty when it matches)."""
-    cfg = runs[0].config
-    diffs = []
-    if ref.dataset != cfg["dataset"]:
-        diffs.append(f"data set {cfg['dataset']} (paper: {ref.dataset})")
-    if ref.epochs is not None and ref.epochs != cfg["epochs"]:
-        diffs.append(f"{cfg['epochs']} epochs (paper: {ref.epochs})")
-    if cfg.get("arch", cfg["model"]) != cfg["model"]:
-        diffs.append(f"architecture {cfg['arch']} in place of {cfg['model']}")
-    if ref.runs is not None and len(runs) < ref.runs:
-        diffs.append(f"{len(runs)} runs (paper: {ref.runs})")
-    from normbench.engine import bf16_validated
-
-    if not all(bf16_validated(r.config) for r in runs):
-        diffs.append("bf16 autocast without a passing fp32 validation (engine.bf16_validation)")
-    return diffs
+    """How our runs' protocol differs from the paper's (empty when it matches): the one protocol check of
+    :func:`normbench.verdicts.protocol.protocol_differences`."""
+    return check_protocol(runs, dataset=ref.dataset, epochs=ref.epochs, runs_wanted=ref.runs)
 
 
 def run_matches(
@@ -301,11 +275,12 @@ def model_metric(ref: Reference) -> float | None:
 
 def not_run_row(ref: Reference) -> dict[str, Any]:
     """The comparison row of a reference before any run is matched to it: verdict NOT RUN."""
-    return _row(ref, TOLERANCE.get(ref.metric, DEFAULT_TOLERANCE))
+    return _row(ref, TOLERANCE.get(ref.metric))
 
 
-def _row(ref: Reference, tol: Tolerance) -> dict[str, Any]:
+def _row(ref: Reference, tol: Tolerance | None) -> dict[str, Any]:
     nan = float("nan")
+    kind = metric_info(ref.metric).kind
     return {
         "id": ref.id,
         "paper": ref.paper,
@@ -317,21 +292,25 @@ def _row(ref: Reference, tol: Tolerance) -> dict[str, Any]:
         "metric": ref.metric,
         "units": ref.units,
         "statistic": ref.statistic,
+        "kind": "structure" if kind == STRUCTURE else "trained",  # structure rows never count as results
         "paper_value": ref.value,
         "paper_runs": ref.runs,
         "ours": nan,  # our estimate of the paper's statistic (``estimator``)
         "ours_mean": nan,
         "ours_std": nan,
-        "n": 0,
+        "n": 0,  # runs in our estimate (finished)
+        "runs": 0,  # every matched run
         "diverged": 0,
+        "incomplete": 0,  # logs that stop before the configured epochs: excluded
         "delta": nan,  # ours - paper
         "tolerance": nan,  # the floor f: the band [-f, f] around the paper's value
-        "rule": tol.rule(),
+        "rule": tol.rule() if tol is not None else metric_info(ref.metric).how,
         "verdict": "NOT RUN",
         "protocol_differences": "",
         "estimator": "",
         "ours_se": nan,  # standard error of ``ours``
-        "half_width": nan,  # K_SE * ours_se: the interval is delta ± half_width
+        "t": nan,  # the Student-t quantile of the interval (95 %, its degrees of freedom)
+        "half_width": nan,  # t * ours_se: the interval is delta ± half_width
         "delta_low": nan,
         "delta_high": nan,
         "best_of_n_std": nan,  # statistic best: spread of one best-of-n draw (bootstrap)
@@ -348,14 +327,19 @@ def _within(ours: float, ref: Reference, tolerance: float) -> bool:
     return abs(ours - ref.value) <= tolerance
 
 
-def _set_interval(row: dict[str, Any], ref: Reference, d: float, se: float, floor: float, n: int) -> str:
-    """Fill the interval columns of ``row`` and return the verdict of :func:`decide`."""
-    u = K_SE * se
+def _set_interval(
+    row: dict[str, Any], ref: Reference, d: float, se: float, floor: float, n: int, df: float | None = None
+) -> str:
+    """Fill the interval columns of ``row`` and return the verdict of :func:`decide`: the interval is
+    ``d ± t·SE`` with ``t`` the 95 % Student quantile at ``df`` degrees of freedom (default ``n - 1``)."""
+    t = t_quantile(n - 1 if df is None else df)
+    u = t * se
     verdict = decide(d, u, floor, n, ref.qualifier)
     row.update(
         delta=d,
         tolerance=floor,
         ours_se=se,
+        t=t,
         half_width=u,
         delta_low=d - u,
         delta_high=d + u,
@@ -381,6 +365,7 @@ def compare_model_metric(ref: Reference, row: dict[str, Any]) -> dict[str, Any]:
         tolerance=tolerance,
         n=1,
         estimator="the registry's model",
+        runs=0,
         rule="rounds to the printed count, or |Δ| ≤ 1%" if ref.metric == "params" else "Δ = 0",
         verdict="REPRODUCED" if _within(ours, ref, tolerance) else "DEVIATES",
     )
@@ -389,7 +374,8 @@ def compare_model_metric(ref: Reference, row: dict[str, Any]) -> dict[str, Any]:
 
 def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
     """One reference number against the runs that stand for it (see the module docstring for the verdicts)."""
-    tol = TOLERANCE.get(ref.metric, DEFAULT_TOLERANCE)
+    info = metric_info(ref.metric)
+    tol = TOLERANCE.get(ref.metric)
     row = _row(ref, tol)
     if ref.config_only:
         row["rule"] = "configuration only (needs the user's ImageNet)"
@@ -397,47 +383,113 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
     if ref.value is None and ref.missing != "diverged":
         row["rule"] = f"no paper value ({ref.missing}: {ref.note})"
         return row
-    if ref.statistic == "none":
+    if info.kind == STRUCTURE:
         if ref.metric in ("params", "depth"):
             return compare_model_metric(ref, row)
-        row["rule"] = f"metric {ref.metric!r} is not computed by this version"
+        row.update(verdict="NOT EVALUATED", rule=info.how)
         return row
     if not runs:
         return row
-    if ref.value is not None and ref.metric not in runs[0].summary:
-        row["rule"] = f"metric {ref.metric!r} is not computed by this version"
+    if info.kind == NOT_EVALUATED:
+        row.update(verdict="NOT EVALUATED", rule=f"{len(runs)} runs matched; {info.how}", runs=len(runs))
         return row
-    diverged = sum(r.summary["diverged"] for r in runs)
+    statuses = [run_status(r) for r in runs]
+    counts = count_runs(runs)
+    finished = [r for r, st in zip(runs, statuses) if st == FINISHED]
     diffs = protocol_differences(ref, runs)
-    row.update(diverged=diverged, protocol_differences="; ".join(diffs))
+    row.update(
+        runs=counts.total,
+        diverged=counts.diverged,
+        incomplete=counts.incomplete,
+        protocol_differences="; ".join(diffs),
+    )
     if ref.value is None:  # printed '-' because training diverged
         row["rule"] = "all runs diverge"
-        verdict = "REPRODUCED" if diverged == len(runs) else "DEVIATES"
+        done = counts.finished + counts.diverged
+        if done == 0:
+            verdict = "INCONCLUSIVE"
+        else:
+            verdict = "REPRODUCED" if counts.diverged == done else "DEVIATES"
+        row["n"] = done
     else:
-        values = [r.summary.get(ref.metric, float("nan")) for r in runs]
+        values = [r.summary.get(ref.metric, float("nan")) for r in finished]
         m, s, n = stats(values)
         finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-        est = estimate(finite, ref.statistic, tol, ref.runs)
-        floor = tol.floor
-        if ref.qualifier == "about":
-            floor = max(floor, ABOUT * abs(ref.value))
-            row["rule"] = f"{tol.rule(floor)} (floor max({tol.floor:g}, 10%): the paper says 'about')"
-        elif ref.qualifier in ("upper_bound", "lower_bound"):
-            sign = "ours − paper" if ref.qualifier == "upper_bound" else "paper − ours"
-            row["rule"] = f"one-sided, {sign} for Δ: {tol.rule()}"
-        row.update(
-            ours=est.value,
-            ours_mean=m,
-            ours_std=s,
-            n=n,
-            estimator=est.estimator,
-            best_of_n_std=est.best_of_n_std,
+        row.update(ours_mean=m, ours_std=s, n=n)
+        if ref.statistic == "std":
+            verdict = _judge_spread(row, ref, finite)
+        else:
+            verdict = _judge_estimate(row, ref, tol, finite)
+        verdict = _with_diverged(row, verdict, counts.diverged, n)
+    if counts.incomplete:
+        row["rule"] += (
+            f"; {counts.incomplete} incomplete run(s) excluded (log stops before the configured epochs)"
         )
-        verdict = _set_interval(row, ref, est.value - ref.value, est.se, floor, n)
     row["verdict"] = "PROXY" if diffs else verdict
-    if diffs:
+    if diffs or row["verdict"] != "INCONCLUSIVE":
         row["runs_to_decide"] = None
     return row
+
+
+def _judge_estimate(row: dict[str, Any], ref: Reference, tol: Tolerance, finite: list[float]) -> str:
+    """The paper's mean, best of n, max or median against our estimate of it (module docstring)."""
+    est = estimate(finite, ref.statistic, tol, ref.runs)
+    floor = tol.floor
+    if ref.qualifier == "about":
+        floor = max(floor, ABOUT * abs(ref.value))
+        row["rule"] = f"{tol.rule(floor)} (floor max({tol.floor:g}, 10%): the paper says 'about')"
+    elif ref.qualifier in ("upper_bound", "lower_bound"):
+        sign = "ours − paper" if ref.qualifier == "upper_bound" else "paper − ours"
+        row["rule"] = f"one-sided, {sign} for Δ: {tol.rule()}"
+    row.update(ours=est.value, estimator=est.estimator, best_of_n_std=est.best_of_n_std)
+    return _set_interval(row, ref, est.value - ref.value, est.se, floor, len(finite))
+
+
+def _judge_spread(row: dict[str, Any], ref: Reference, finite: list[float]) -> str:
+    """A std row, judged as a spread: the ratio r = ours / paper on the log scale against the band
+    ``[1/B, B]`` (:data:`SD_RATIO_BAND`), with the 95 % chi-square interval of our sigma. REPRODUCED when
+    the interval of r lies inside the band, DEVIATES when it lies wholly outside, else INCONCLUSIVE. A zero
+    spread over two or more runs (the seeds had no effect) is flagged and DEVIATES from any positive paper
+    value."""
+    n = len(finite)
+    band = SD_RATIO_BAND
+    row["rule"] = (
+        f"spread: REPRODUCED when the {CONFIDENCE:.0%} chi-square interval of ours/paper lies in "
+        f"[1/{band:g}, {band:g}]; DEVIATES when it lies outside"
+    )
+    if n < 2:
+        row["estimator"] = f"std of {n}"
+        return "INCONCLUSIVE"
+    s = stdev(finite)
+    lo, hi = chi2_sd_interval(s, n)
+    paper = float(ref.value)
+    row.update(ours=s, estimator=f"std of {n}", delta=s - paper, tolerance=band)
+    if paper <= 0:
+        return "INCONCLUSIVE"
+    r_lo, r_hi = lo / paper, hi / paper
+    row.update(delta_low=lo - paper, delta_high=hi - paper)
+    if s == 0:
+        row["rule"] += f"; zero spread over {n} runs: the seeds had no effect"
+        return "DEVIATES"
+    if 1 / band <= r_lo and r_hi <= band:
+        return "REPRODUCED"
+    if r_lo > band or r_hi < 1 / band:
+        return "DEVIATES"
+    return "INCONCLUSIVE"
+
+
+def _with_diverged(row: dict[str, Any], verdict: str, diverged: int, finished: int) -> str:
+    """Diverged runs are never dropped: against a finite paper number, a row with diverged runs is at best
+    INCONCLUSIVE, and DEVIATES when every one of at least two runs diverged."""
+    if not diverged:
+        return verdict
+    if finished == 0 and diverged >= 2:
+        row["rule"] += f"; all {diverged} runs diverged, the paper reports a finite number"
+        return "DEVIATES"
+    if verdict in ("REPRODUCED", "INCONCLUSIVE") or finished == 0:
+        row["rule"] += f"; {diverged} of {diverged + finished} runs diverged (not a reproduction)"
+        return "INCONCLUSIVE"
+    return verdict
 
 
 # Metrics relative to a baseline subject: (summary metric, how subject and baseline means combine, floor).
@@ -463,14 +515,26 @@ def compare_relative(
     if not runs or not baseline:
         row["rule"] += ": no baseline runs" if runs else ""
         return row
+    counts, base_counts = count_runs(runs), count_runs(baseline)
+    runs = [r for r in runs if run_status(r) == FINISHED]
+    baseline = [r for r in baseline if run_status(r) == FINISHED]
     a, s_a, n_a = stats([r.summary.get(key, float("nan")) for r in runs])
     b, s_b, n_b = stats([r.summary.get(key, float("nan")) for r in baseline])
-    diffs = protocol_differences(ref, runs)
+    diffs = protocol_differences(ref, runs) if runs else []
     ours = combine(a, b) if n_a and n_b and b else float("nan")
     n = min(n_a, n_b)
     row.update(
-        ours=ours, ours_mean=ours, n=n, protocol_differences="; ".join(diffs), estimator="difference of means"
+        ours=ours,
+        ours_mean=ours,
+        n=n,
+        runs=counts.total,
+        diverged=counts.diverged,
+        incomplete=counts.incomplete,
+        protocol_differences="; ".join(diffs),
+        estimator="difference of means",
     )
+    if base_counts.diverged or base_counts.incomplete:
+        row["rule"] += f"; baseline: {base_counts.describe()}"
     d = ours - ref.value
     if timing:
         row.update(delta=d, tolerance=floor, estimator="ratio of mean epoch times")
@@ -478,7 +542,8 @@ def compare_relative(
         verdict = "INCONCLUSIVE" if not ok else ("REPRODUCED" if _within(ours, ref, floor) else "DEVIATES")
     else:
         se = math.sqrt(s_a**2 / n_a + s_b**2 / n_b) if n >= 2 else float("nan")
-        verdict = _set_interval(row, ref, d, se, floor, n)
+        verdict = _set_interval(row, ref, d, se, floor, n, welch_df(s_a, n_a, s_b, n_b))
+    verdict = _with_diverged(row, verdict, counts.diverged, n_a)
     row["verdict"] = "PROXY" if diffs else verdict
     if diffs:
         row["runs_to_decide"] = None
@@ -537,6 +602,17 @@ def _ours_cell(r: dict[str, Any]) -> str:
     return f"{_num(r['ours'])} ({estimator}); mean {mean_std}"
 
 
+def _runs_cell(r: dict[str, Any]) -> str:
+    """The runs behind a row: ``n`` used, with diverged and incomplete ones named (never silently dropped)."""
+    n = f"{int(r['n'])}" if _finite(r.get("n")) else "0"
+    extra = []
+    for key in ("diverged", "incomplete"):
+        k = r.get(key)
+        if _finite(k) and k:
+            extra.append(f"{int(k)} {key}")
+    return f"{n} ({', '.join(extra)})" if extra else n
+
+
 def _delta_cell(r: dict[str, Any]) -> str:
     if _finite(r["delta"]) and _finite(r.get("half_width")):
         return f"{round(r['delta'], 2) or 0.0:+.2f} ± {r['half_width']:.2f}"  # no '-0.00'
@@ -556,7 +632,7 @@ def _verdict_cell(r: dict[str, Any]) -> str:
 def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the human-readable comparison. Ours is our mean ± std over the runs, preceded by
     our estimate of the paper's statistic where that is not the mean (best of n, std); Δ is ours - paper ±
-    the half-width of its interval (K_SE standard errors); model quantities show the single number."""
+    the half-width of its 95 % Student-t interval; model quantities show the single number."""
     headers = [
         "paper",
         "table",
@@ -565,8 +641,8 @@ def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         "statistic",
         "paper",
         "ours (mean ± std)",
-        "n",
-        f"Δ (± {K_SE:g}·SE)",
+        "runs",
+        "Δ (± t·SE, 95 %)",
         "tolerance rule",
         "verdict",
         "protocol differences",
@@ -582,7 +658,7 @@ def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                 r["statistic"],
                 "'-' (diverges)" if r["paper_value"] is None else _num(r["paper_value"], metric=r["metric"]),
                 _ours_cell(r),
-                str(r["n"]),
+                _runs_cell(r),
                 _delta_cell(r),
                 r["rule"],
                 _verdict_cell(r),
@@ -592,9 +668,15 @@ def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def verdict_counts(df: pd.DataFrame) -> pd.DataFrame:
-    """Verdict counts per paper (rows) and verdict (columns)."""
-    counts = pd.crosstab(df["paper"], df["verdict"]).reindex(columns=list(VERDICTS), fill_value=0)
+def verdict_counts(df: pd.DataFrame, kind: str = "trained") -> pd.DataFrame:
+    """Verdict counts per paper (rows) and verdict (columns) of the rows of one ``kind``: ``trained``
+    results (the headline) or ``structure`` (registry checks, counted apart)."""
+    papers = sorted(df["paper"].unique())
+    part = df[df["kind"] == kind] if "kind" in df else df
+    counts = pd.crosstab(part["paper"], part["verdict"]).reindex(
+        index=papers, columns=list(VERDICTS), fill_value=0
+    )
+    counts.index.name = "paper"
     return counts.reset_index()
 
 
@@ -633,11 +715,14 @@ def write_comparison(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         "",
         "Verdicts: REPRODUCED, DEVIATES, INCONCLUSIVE, PROXY (our protocol differs from the paper's: never a",
         "reproduction), NOT RUN. With Δ = ours − paper, SE the standard error of ours and f the metric's floor",
-        f"(column 'tolerance'): REPRODUCED when |Δ| ≤ f and {K_SE:g}·SE ≤ f; DEVIATES when |Δ| − {K_SE:g}·SE > f",
-        "(the whole interval lies outside the band ±f); INCONCLUSIVE otherwise (the interval is wider than the",
-        "band, or our estimate is just outside it) or with fewer than 2 runs. Like with like: mean vs our mean,",
-        "best of n vs our best of n (expected best of n by bootstrap, Boo_n, when our number of runs differs).",
-        "See `normbench.compare`.",
+        "(column 'tolerance') and t the 95 % Student-t quantile at n − 1 degrees of freedom: REPRODUCED when",
+        "|Δ| ≤ f and t·SE ≤ f; DEVIATES when |Δ| − t·SE > f (the whole interval lies outside the band ±f);",
+        "INCONCLUSIVE otherwise or with fewer than 2 runs. A std row is judged as a spread (chi-square",
+        "interval of ours/paper against [1/2, 2]). Runs: finished runs used, diverged ones counted (a finite",
+        "paper number with diverged runs is never REPRODUCED), incomplete ones (log shorter than the configured",
+        "epochs) excluded. Structure rows (parameter counts, depths) are checked from the registry and counted",
+        "apart from trained results. Like with like: mean vs our mean, best of n vs our best of n (Boo_n when",
+        "our number of runs differs). See `normbench.compare` and `normbench.verdicts`.",
     ]
     records = json.loads(df.to_json(orient="records"))
     return write_verdict_files(
@@ -646,5 +731,6 @@ def write_comparison(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
 
 
 def strict_failures(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows that fail ``--strict``: a non-PROXY row that DEVIATES."""
+    """Rows that fail ``--strict``: a non-PROXY row that DEVIATES (trained results and structure alike; the
+    ``kind`` column says which)."""
     return df[df["verdict"] == "DEVIATES"]

@@ -89,8 +89,11 @@ def read_claims(results_dir: Path) -> pd.DataFrame | None:
 
 
 def summary_counts(comp: pd.DataFrame, claims: pd.DataFrame | None) -> tuple[list[str], list[list]]:
-    """Verdict counts per paper, one row for its numbers and one for its claims."""
-    counts = {"numbers": verdict_counts(comp).set_index("paper")}
+    """Verdict counts per paper: one row for its trained numbers, one for its claims, and one for its
+    structure checks (parameter counts, depths from the registry), which are never trained results."""
+    counts = {"trained numbers": verdict_counts(comp).set_index("paper")}
+    if "kind" in comp and (comp["kind"] == "structure").any():
+        counts["structure (registry)"] = verdict_counts(comp, "structure").set_index("paper")
     if claims is not None:
         counts["claims"] = claim_verdict_counts(claims).set_index("paper")
     papers = list(dict.fromkeys([*comp["paper"], *([] if claims is None else claims["paper"])]))

@@ -78,10 +78,14 @@ def _runs(tmp_path, gaps, **kw):
 
 
 def test_verdict_inside_tolerance(tmp_path):
-    row = compare_one(_ref(6.7), _runs(tmp_path, [6.0, 7.0, 7.5]))
+    row = compare_one(_ref(6.7), _runs(tmp_path, [6.5, 6.7, 6.9]))
     assert row["verdict"] == "REPRODUCED" and row["n"] == 3
     assert row["tolerance"] == 1.0  # gap_mean's floor
-    assert row["half_width"] == pytest.approx(2 * 0.7637626 / math.sqrt(3), rel=1e-5)  # 0.88 <= 1.0
+    # Student t at 2 degrees of freedom (4.303), not the normal 2: u = 4.303 * 0.2 / sqrt(3) = 0.50 <= 1.0
+    assert row["t"] == pytest.approx(4.302653, rel=1e-6)
+    assert row["half_width"] == pytest.approx(4.302653 * 0.2 / math.sqrt(3), rel=1e-5)
+    # the same spread the normal rule accepted (2 SE = 0.88 <= 1) is now too wide: t SE = 1.90
+    assert compare_one(_ref(6.7), _runs(tmp_path / "b", [6.0, 7.0, 7.5]))["verdict"] == "INCONCLUSIVE"
 
 
 def test_verdict_outside_tolerance(tmp_path):
@@ -301,10 +305,10 @@ def test_runs_to_decide():
 
 
 def test_noisy_runs_are_inconclusive_not_reproduced(tmp_path):
-    # mean 6.7 = paper, but s = 2.0 over 3 runs: 2 SE = 2.31 > floor 1.0 (the old rule called this REPRODUCED)
+    # mean 6.7 = paper, but s = 2.0 over 3 runs: t SE = 4.97 > floor 1.0 (the old rule called this REPRODUCED)
     row = compare_one(_ref(6.7), _runs(tmp_path, [4.7, 6.7, 8.7]))
     assert row["verdict"] == "INCONCLUSIVE" and row["tolerance"] == 1.0
-    assert row["half_width"] == pytest.approx(2 * 2.0 / math.sqrt(3))
+    assert row["half_width"] == pytest.approx(4.302653 * 2.0 / math.sqrt(3), rel=1e-5)
     assert row["delta_low"] == pytest.approx(-row["half_width"])
     assert row["runs_to_decide"] == math.ceil(3 * (row["half_width"] / 1.0) ** 2)
 
@@ -373,12 +377,15 @@ def test_display_of_model_metrics_and_intervals(tmp_path):
     df = compare(refs, _runs(tmp_path, [4.7, 6.7, 8.7]))
     headers, rows = display_rows(df)
     ours, delta, verdict = headers.index("ours (mean ± std)"), 8, headers.index("verdict")
+    assert headers[delta] == "Δ (± t·SE, 95 %)"
     assert rows[0][5] == "164" and rows[0][ours] == "164" and rows[0][delta] == "0"  # a count: no ± -
     assert rows[1][ours] == "1.70" and "±" not in rows[1][ours]
-    assert rows[2][ours] == "6.70 ± 2.00" and rows[2][delta] == "+0.00 ± 2.31"
+    assert rows[2][ours] == "6.70 ± 2.00" and rows[2][delta] == "+0.00 ± 4.97"
     assert rows[2][verdict].startswith("INCONCLUSIVE (about ") and verdict == 10
     assert rows[3][ours].startswith("4.70 (best of 3); mean 6.70 ± 2.00")
-    assert rows[2][9] == "REPRODUCED: |Δ| ≤ 1 and 2·SE ≤ 1; DEVIATES: |Δ| − 2·SE > 1"  # gap_mean's floor
+    assert rows[2][9] == (  # gap_mean's floor
+        "REPRODUCED: |Δ| ≤ 1 and t·SE ≤ 1; DEVIATES: |Δ| − t·SE > 1 (t: Student, n − 1 df)"
+    )
 
 
 def test_inconclusive_does_not_fail_strict(tmp_path):
@@ -409,6 +416,8 @@ def test_accuracy_gain_uses_the_interval_of_a_difference(tmp_path):
     subject = runs(tmp_path / "a", "procrustes", [1.0, 1.2, 1.4])  # test accuracy 89.0, 88.8, 88.6
     row = compare([ref], load_runs([*subject, *runs(tmp_path / "b", "none", [5.0, 5.2, 5.4])])).iloc[0]
     assert row["ours"] == pytest.approx(4.0) and row["verdict"] == "REPRODUCED"
-    assert row["half_width"] == pytest.approx(2 * math.sqrt(2 * 0.04 / 3))
+    # Welch degrees of freedom: equal spreads and n give 2 (n - 1) = 4, t = 2.776
+    assert row["t"] == pytest.approx(2.776445, rel=1e-6)
+    assert row["half_width"] == pytest.approx(2.776445 * math.sqrt(2 * 0.04 / 3), rel=1e-5)
     noisy = compare([ref], load_runs([*subject, *runs(tmp_path / "c", "none", [3.0, 5.2, 7.4])])).iloc[0]
     assert noisy["verdict"] == "INCONCLUSIVE"  # 2 SE = 2.5 > floor 1

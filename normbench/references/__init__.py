@@ -19,6 +19,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from normbench.verdicts.metrics import UnknownMetricError, metric_info
+
 CHECKS = (
     "diverges_within_epochs",
     "does_not_learn",
@@ -177,6 +179,10 @@ def parse_reference_file(path: str | Path) -> list[Reference]:
     out, seen = [], set()
     for i, e in enumerate(doc["entries"]):
         proto = _protocol(path, doc, f"entries.{i}", e["table"])
+        try:
+            metric_info(e["metric"])
+        except UnknownMetricError as err:
+            raise ReferenceError(f"{path}: entries.{i}: {err}") from None
         ref = Reference(
             paper=doc["paper"],
             table=e["table"],

@@ -1,0 +1,53 @@
+"""Which runs count: every matched run is finished, diverged or incomplete, and each row says how many.
+
+- **diverged**: its log holds a ``diverged`` record (training stopped on a non-finite loss). It is a
+  result, never dropped: a finite paper number with diverged runs on our side is not REPRODUCED, and a claim
+  never passes on the survivors alone (:mod:`normbench.compare`, :mod:`normbench.claims`).
+- **incomplete**: its log stops before the configured epochs without diverging (killed, still running, or
+  copied half-way). It is excluded from every statistic: its "final" numbers are not final.
+- **finished**: every configured epoch is logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+FINISHED, DIVERGED, INCOMPLETE = "finished", "diverged", "incomplete"
+
+
+def run_status(run: Any) -> str:
+    """``finished``, ``diverged`` or ``incomplete`` for a :class:`normbench.runs.Run` (module docstring)."""
+    if run.summary.get("diverged"):
+        return DIVERGED
+    want = run.config.get("epochs")
+    done = run.summary.get("epochs", 0)
+    if want is not None and done < want:
+        return INCOMPLETE
+    return FINISHED
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    finished: int = 0
+    diverged: int = 0
+    incomplete: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.finished + self.diverged + self.incomplete
+
+    def describe(self) -> str:
+        """E.g. ``5 finished, 2 diverged, 1 incomplete (excluded)``."""
+        parts = [f"{self.finished} finished"]
+        if self.diverged:
+            parts.append(f"{self.diverged} diverged")
+        if self.incomplete:
+            parts.append(f"{self.incomplete} incomplete (excluded)")
+        return ", ".join(parts)
+
+
+def count_runs(runs: Iterable[Any]) -> RunCounts:
+    statuses = [run_status(r) for r in runs]
+    return RunCounts(statuses.count(FINISHED), statuses.count(DIVERGED), statuses.count(INCOMPLETE))

@@ -1,0 +1,248 @@
+"""The verdict engine fed runs built to fool it: diverged, unfinished, too-wide, zero-spread, unknown metrics,
+structure rows, and Monte Carlo checks that the Student-t intervals keep their nominal error rates."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from test_claims import Runs, _claim, _eval
+from test_compare import _ref
+
+from normbench.claims import Sample, compare_less
+from normbench.compare import compare, compare_one, decide, verdict_counts
+from normbench.references import ReferenceError, parse_reference_file
+from normbench.verdicts import chi2_sd_interval, t_quantile
+
+
+def _number_runs(tmp_path, values, epochs_logged=None, epochs=None, diverged=()):
+    """Runs of plain20 on Zaeemzadeh Table 1 whose final test error is each of ``values``."""
+    runs = Runs(tmp_path)
+    for seed, v in enumerate(values):
+        logged = epochs_logged or 1
+        runs.add(
+            "plain20",
+            seed=seed,
+            errors=[v] * logged,
+            epochs=epochs or logged,
+            diverged_at=1 if seed in diverged else None,
+        )
+    return runs.load()
+
+
+def _err_ref(value, runs=None, epochs=None, statistic="mean"):
+    return _ref(value, runs=runs, epochs=epochs, metric="final_test_error", statistic=statistic)
+
+
+def test_verdicts_import_no_torch():
+    code = "import sys, normbench.verdicts; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_student_t_quantiles():
+    assert t_quantile(2) == pytest.approx(4.302653, rel=1e-6)
+    assert t_quantile(4) == pytest.approx(2.776445, rel=1e-6)
+    assert math.isnan(t_quantile(0))
+    lo, hi = chi2_sd_interval(1.0, 5)
+    assert lo == pytest.approx(0.599, abs=1e-3) and hi == pytest.approx(2.874, abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------------ diverged runs
+
+
+def test_diverged_runs_are_never_dropped(tmp_path):
+    # 4 of 10 diverged, the 6 survivors sit on the paper's number: the old rule said REPRODUCED
+    values = [6.0, 6.05, 5.95, 6.0, 6.02, 5.98, 6.0, 6.0, 6.0, 6.0]
+    runs = _number_runs(tmp_path, values, diverged={6, 7, 8, 9})
+    row = compare_one(_err_ref(6.0), runs)
+    assert row["verdict"] == "INCONCLUSIVE"
+    assert row["n"] == 6 and row["diverged"] == 4 and row["runs"] == 10
+    assert "4 of 10 runs diverged" in row["rule"]
+
+
+def test_all_runs_diverged_against_a_finite_number_deviates(tmp_path):
+    row = compare_one(_err_ref(6.0), _number_runs(tmp_path, [6.0, 6.0, 6.0], diverged={0, 1, 2}))
+    assert row["verdict"] == "DEVIATES" and row["diverged"] == 3 and row["n"] == 0
+
+
+def test_claim_never_passes_on_survivors(tmp_path):
+    # "ProcResNet-166 < ResNet-164" with 2 of 5 ProcResNet runs diverged: 3 survivors far below
+    runs = Runs(tmp_path)
+    for seed in range(5):
+        runs.add(
+            "procresnet22",
+            method="procrustes",
+            seed=seed,
+            errors=[4.0 + 0.01 * seed],
+            diverged_at=1 if seed < 2 else None,
+        )
+        runs.add("preact_resnet20", seed=seed, errors=[6.0 + 0.01 * seed])
+    args = {
+        "metric": "final_test_error",
+        "chains": [[{"model": "procresnet22", "method": "procrustes"}, {"model": "preact_resnet20"}]],
+    }
+    row = _eval(_claim("order_less_than", args), runs)
+    assert row["verdict"] == "INCONCLUSIVE", row["measured"]
+    assert "2 run(s) of procresnet22 procrustes diverged" in row["measured"]
+    # the other way round the diverged runs support the claim: it passes
+    rev = {
+        "metric": "final_test_error",
+        "chains": [[{"model": "preact_resnet20"}, {"model": "procresnet22", "method": "procrustes"}]],
+    }
+    assert _eval(_claim("order_less_than", rev), runs)["verdict"] == "DEVIATES"
+
+
+# ---------------------------------------------------------------------------------------- incomplete runs
+
+
+def test_unfinished_runs_are_incomplete_and_excluded(tmp_path):
+    # five runs configured for 160 epochs, killed after 20, on the paper's number
+    runs = _number_runs(tmp_path, [6.0, 6.01, 5.99, 6.0, 6.0], epochs_logged=20, epochs=160)
+    row = compare_one(_err_ref(6.0, epochs=160), runs)
+    assert row["verdict"] != "REPRODUCED" and row["n"] == 0 and row["incomplete"] == 5
+    assert "5 incomplete run(s) excluded" in row["rule"]
+    claim_runs = Runs(tmp_path / "c")
+    for seed in range(3):
+        claim_runs.add("plain20", seed=seed, errors=[5.0] * 2, epochs=10)
+        claim_runs.add("preact_resnet20", seed=seed, errors=[9.0 + seed])
+    args = {"metric": "final_test_error", "chains": [[{"model": "plain20"}, {"model": "preact_resnet20"}]]}
+    row = _eval(_claim("order_less_than", args), claim_runs)
+    assert row["verdict"] == "INCONCLUSIVE" and "3 incomplete, excluded" in row["measured"]
+
+
+# ------------------------------------------------------------------------------------------------ spreads
+
+
+@pytest.mark.parametrize(
+    "ours, verdict",
+    [
+        ([6.0, 6.15, 5.85, 6.3, 5.7], "INCONCLUSIVE"),  # s = 0.24 vs 0.14: interval [1.07, 5.1] x paper
+        ([6.0, 6.3, 5.7, 6.6, 5.4], "DEVIATES"),  # s = 0.47 (Jia Table 1's 0.14 vs 0.54 case): [2.0, 9.7]
+        ([6.0, 7.0, 5.0, 8.0, 4.0, 6.5, 5.5, 7.5, 4.5, 6.0], "DEVIATES"),  # s = 1.3: the interval > 2 x 0.14
+        ([6.0, 6.0, 6.0, 6.0, 6.0], "DEVIATES"),  # zero spread: the seeds had no effect
+    ],
+)
+def test_std_rows_are_judged_as_spreads(tmp_path, ours, verdict):
+    row = compare_one(_err_ref(0.14, statistic="std"), _number_runs(tmp_path, ours))
+    assert row["verdict"] == verdict, row["rule"]
+    if len(set(ours)) == 1:
+        assert "zero spread over 5 runs" in row["rule"]
+
+
+def test_a_std_matching_the_paper_is_reproduced_only_when_precise(tmp_path):
+    rng = np.random.default_rng(0)
+    many = list(6.0 + 0.14 * rng.standard_normal(60))
+    assert (
+        compare_one(_err_ref(0.14, statistic="std"), _number_runs(tmp_path, many))["verdict"] == "REPRODUCED"
+    )
+    few = [6.0, 6.14, 5.86]  # s = 0.14 exactly, but 3 runs cannot pin a spread down
+    row = compare_one(_err_ref(0.14, statistic="std"), _number_runs(tmp_path / "few", few))
+    assert row["verdict"] == "INCONCLUSIVE"
+
+
+# ------------------------------------------------------------------------------------ metrics and structure
+
+
+def test_unknown_metric_is_an_error_when_references_load(tmp_path):
+    doc = {
+        "paper": "zaeemzadeh2020",
+        "title": "t",
+        "source": "s",
+        "protocols": {"table1": {"label": "Table 1", "dataset": "cifar10", "description": "d"}},
+        "entries": [
+            {
+                "table": "table1",
+                "row": "r",
+                "column": "c",
+                "metric": "weight_corelation",
+                "units": "%",
+                "statistic": "unstated",
+                "value": 1.0,
+                "model": "plain20",
+            }
+        ],
+    }
+    path = tmp_path / "zaeemzadeh2020.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ReferenceError, match=r"entries\.0: unknown metric 'weight_corelation'"):
+        parse_reference_file(path)
+
+
+def test_uncomputed_metric_with_runs_is_not_evaluated_not_not_run(tmp_path):
+    ref = _ref(6e-3, runs=None, metric="weight_correlation", statistic="unstated")
+    row = compare_one(ref, _number_runs(tmp_path, [5.0, 5.0]))
+    assert row["verdict"] == "NOT EVALUATED" and "2 runs matched" in row["rule"]
+    assert compare_one(ref, [])["verdict"] == "NOT RUN"
+
+
+def test_structure_rows_are_counted_apart(tmp_path):
+    refs = [
+        _ref(1.71, metric="params", statistic="none", model="preact_resnet164"),
+        _err_ref(6.0, runs=2),
+    ]
+    df = compare(refs, _number_runs(tmp_path, [6.0, 6.01]))
+    assert list(df["kind"]) == ["structure", "trained"]
+    trained = verdict_counts(df).set_index("paper").loc["zaeemzadeh2020"]
+    structure = verdict_counts(df, "structure").set_index("paper").loc["zaeemzadeh2020"]
+    assert trained.sum() == 1 and structure["REPRODUCED"] == 1
+    assert json.loads(df.to_json(orient="records"))[0]["kind"] == "structure"
+
+
+# ------------------------------------------------------------------------------------- Monte Carlo rates
+
+DRAWS = 4000
+NOMINAL = 0.025  # one side of a 95 % interval
+MC_ERROR = 3 * math.sqrt(NOMINAL * (1 - NOMINAL) / DRAWS)
+
+
+def _samples(values_a, values_b, paired):
+    a = Sample("a", [None] * len(values_a), [(i if paired else f"a{i}", v) for i, v in enumerate(values_a)])
+    b = Sample("b", [None] * len(values_b), [(i if paired else f"b{i}", v) for i, v in enumerate(values_b)])
+    a.worst = b.worst = math.inf
+    return a, b
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+@pytest.mark.parametrize("paired", [True, False])
+def test_false_pass_rate_for_equal_subjects_is_nominal(n, paired):
+    rng = np.random.default_rng(n + 100 * paired)
+    seed_effect = rng.standard_normal((DRAWS, n))  # shared by both subjects when paired
+    passes = 0
+    for i in range(DRAWS):
+        a = rng.standard_normal(n) + (seed_effect[i] if paired else 0)
+        b = rng.standard_normal(n) + (seed_effect[i] if paired else 0)
+        passes += compare_less(*_samples(list(a), list(b), paired)).outcome == "PASS"
+    assert passes / DRAWS <= NOMINAL + MC_ERROR, f"{passes / DRAWS:.3%} false PASS at n = {n}"
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+def test_false_deviates_rate_at_the_band_edge_is_nominal(n):
+    rng = np.random.default_rng(n)
+    floor, sigma = 0.5, 0.4
+    x = floor + sigma * rng.standard_normal((DRAWS, n))  # true d exactly at the band's edge
+    d, se = x.mean(axis=1), x.std(axis=1, ddof=1) / math.sqrt(n)
+    u = t_quantile(n - 1) * se
+    rate = np.mean([decide(di, ui, floor, n) == "DEVIATES" for di, ui in zip(d, u)])
+    assert rate <= NOMINAL + MC_ERROR, f"{rate:.3%} false DEVIATES at n = {n}"
+
+
+def test_numbers_and_claims_share_one_protocol_check(tmp_path):
+    # stand-in architecture runs: the old claims check did not see it, so a PROXY number sat beside a
+    # REPRODUCED claim on the same runs
+    runs = Runs(tmp_path)
+    for seed in range(3):
+        runs.add("plain20", seed=seed, errors=[5.0 + 0.01 * seed])
+        runs.add("preact_resnet20", seed=seed, errors=[9.0 + 0.01 * seed])
+    loaded = runs.load()
+    for r in loaded:
+        if r.config["model"] == "plain20":
+            r.config["arch"] = "convnet8"
+    number = compare_one(_err_ref(5.0, runs=3), [r for r in loaded if r.config["model"] == "plain20"])
+    args = {"metric": "final_test_error", "chains": [[{"model": "plain20"}, {"model": "preact_resnet20"}]]}
+    claim = _eval(_claim("order_less_than", args), loaded)
+    assert number["verdict"] == claim["verdict"] == "PROXY"
+    assert "architecture convnet8 in place of plain20" in number["protocol_differences"]
+    assert number["protocol_differences"] == claim["protocol_differences"]
