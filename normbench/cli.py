@@ -614,15 +614,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from normbench.config import ConfigError
-    from normbench.data import DataError
-    from normbench.models import UnknownModelError
+# Errors reported as "normbench CMD: error: ..." with exit status 2, as (module, class) pairs. They are looked
+# up in sys.modules when one is raised, never imported here: importing normbench.data or normbench.models
+# imports torch, which ``normbench --help`` and the torch-free commands must not pay for (an error of a
+# module that was never imported cannot have been raised).
+USER_ERRORS = (
+    ("normbench.config", "ConfigError"),
+    ("normbench.data", "DataError"),
+    ("normbench.models.registry", "UnknownModelError"),
+)
 
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [FileNotFoundError, ValueError]
+    for module, name in USER_ERRORS:
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError, UnknownModelError, FileNotFoundError, ValueError) as err:
+    except Exception as err:
+        if not isinstance(err, _user_errors()):
+            raise
         print(f"normbench {args.command}: error: {err}", file=sys.stderr)
         return 2
 
