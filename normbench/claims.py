@@ -69,7 +69,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import mean, median, stdev
 from typing import Any
@@ -134,6 +134,7 @@ COLUMNS = [
     "verdict",
     "protocol_differences",
     "runs",
+    "per_dataset",
     "note",
     "comparisons",
 ]
@@ -896,6 +897,49 @@ def protocol_differences(claim: Claim, runs_of: Mapping[str, list[Run]], subject
     return diffs
 
 
+def _restrict_to_dataset(args: Any, dataset: str, default: str) -> Any:
+    """The claim's arguments with only the subjects measured on ``dataset`` (None when none is left): a list
+    of subjects keeps those subjects; a chain (under ``chains``) or a single subject (``a``, ``b``) that is
+    measured elsewhere drops out, since it compares across data sets."""
+
+    def on(x: Any) -> bool:
+        return isinstance(x, dict) and "model" in x and subject_dataset(x, default) == dataset
+
+    def subjects(xs: list) -> list:
+        return [x for x in xs if on(x)]
+
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        if key == "chains":
+            value = [c for c in value if len(subjects(c)) == len(c)]
+        elif isinstance(value, list) and value and all(isinstance(x, dict) and "model" in x for x in value):
+            value = subjects(value)
+        elif isinstance(value, dict) and "model" in value:
+            value = value if on(value) else None
+        if value is None or value == []:
+            return None
+        out[key] = value
+    return out
+
+
+def per_dataset_verdicts(claim: Claim, runs: list[Run]) -> str:
+    """For a claim whose subjects span several data sets: each data set's verdict, from the claim restricted
+    to the subjects measured on it (``mnist: REPRODUCED; cifar10: NOT RUN``); empty for one data set. The
+    claim's own verdict needs every part measured."""
+    datasets = list(dict.fromkeys(subject_dataset(s, claim.dataset) for s in claim.subjects()))
+    if len(datasets) < 2:
+        return ""
+    parts = []
+    for ds in datasets:
+        args = _restrict_to_dataset(claim.args, ds, claim.dataset)
+        if not args:
+            continue
+        sub = _with_args(claim, args)
+        sub = replace(sub, dataset=ds)
+        parts.append(f"{ds}: {evaluate_claim(sub, runs)['verdict']}")
+    return "; ".join(parts)
+
+
 def evaluate_claim(claim: Claim, runs: list[Run]) -> dict[str, Any]:
     """One row of :func:`evaluate_claims` (see the module docstring for the rules)."""
     if claim.check not in CHECK_FUNCTIONS:
@@ -917,6 +961,7 @@ def evaluate_claim(claim: Claim, runs: list[Run]) -> dict[str, Any]:
         "verdict": "NOT RUN",
         "protocol_differences": "",
         "runs": len({id(r) for v in runs_of.values() for r in v}),
+        "per_dataset": per_dataset_verdicts(claim, runs),
         "note": claim.note,
         "comparisons": "[]",
     }
@@ -995,7 +1040,14 @@ def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 
 def _verdict_text(row: Mapping[str, Any]) -> str:
-    """The verdict, with what the check gives on the proxy runs for a PROXY row."""
+    """The verdict, with what the check gives on the proxy runs for a PROXY row, and the verdict per data
+    set of a claim over several."""
+    per = row.get("per_dataset")
+    per = f" [{per}]" if isinstance(per, str) and per else ""
+    return _overall_text(row) + per
+
+
+def _overall_text(row: Mapping[str, Any]) -> str:
     if row["verdict"] != "PROXY":
         return row["verdict"]
     holds = row.get("holds_on_proxy")

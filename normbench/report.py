@@ -41,11 +41,12 @@ code { background: #f5f5f5; padding: 0 3px; }
 """
 
 
-def _table_html(headers: list[str], rows: list[list[str]], verdict_col: int | None = None) -> str:
+def _table_html(headers: list[str], rows: list[list[str]], verdicts: list[str] | None = None) -> str:
+    """An HTML table; with ``verdicts`` (one verdict per row, from the frame, never parsed from a cell) each
+    row is coloured by its verdict."""
     out = ["<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in headers) + "</tr>"]
-    for row in rows:
-        verdict = str(row[verdict_col]).split(" (")[0] if verdict_col is not None else ""
-        cls = f' class="{verdict.replace(" ", "")}"' if verdict_col is not None else ""
+    for i, row in enumerate(rows):
+        cls = f' class="{verdicts[i].replace(" ", "")}"' if verdicts is not None else ""
         out.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
     return "\n".join(out + ["</table>"])
 
@@ -171,18 +172,22 @@ def claims_section(claims: pd.DataFrame, paper: str) -> list[str]:
     partly = [
         any(c["outcome"] != "NOT RUN" for c in json.loads(c_json or "[]")) for c_json in sub["comparisons"]
     ]
-    ran = [[r[i] for i in keep] for r, p in zip(rows, partly) if r[6] != "NOT RUN" or p]
-    not_run = [[r[i] for i in keep] for r, p in zip(rows, partly) if r[6] == "NOT RUN" and not p]
-    n_ran = sum(r[6] != "NOT RUN" for r in rows)
+    verdicts = list(sub["verdict"])
+    shown_ran = [v != "NOT RUN" or p for v, p in zip(verdicts, partly)]
+    ran = [[r[i] for i in keep] for r, ok in zip(rows, shown_ran) if ok]
+    not_run = [[r[i] for i in keep] for r, ok in zip(rows, shown_ran) if not ok]
+    ran_v = [v for v, ok in zip(verdicts, shown_ran) if ok]
+    not_run_v = [v for v, ok in zip(verdicts, shown_ran) if not ok]
+    n_ran = sum(v != "NOT RUN" for v in verdicts)
     title = f"Claims ({n_ran} of {len(rows)} evaluated"
     title += f", {sum(partly) - n_ran} not run but partly measured)" if sum(partly) > n_ran else ")"
     parts = [f"<h3>{html.escape(title)}</h3>"]
     if ran:
-        parts.append(_table_html(shown, ran, verdict_col=3))
+        parts.append(_table_html(shown, ran, ran_v))
     if not_run:
         parts.append(
             f"<details><summary>{len(not_run)} claims not run by this configuration</summary>"
-            + _table_html(shown, not_run, verdict_col=3)
+            + _table_html(shown, not_run, not_run_v)
             + "</details>"
         )
     return parts
@@ -218,8 +223,11 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
         "<h2>Summary: verdicts per paper</h2>",
         _table_html(headers, rows),
         "<p>Numbers: with Δ = ours − paper, SE the standard error of ours over our n runs and f the "
-        "metric's floor, REPRODUCED when |Δ| ≤ f and 2·SE ≤ f, DEVIATES when |Δ| − 2·SE > f (the whole "
-        "interval Δ ± 2·SE lies outside ±f), INCONCLUSIVE otherwise (the spread is wider than the band, or "
+        "metric's floor and t the 95 % Student-t quantile at n − 1 degrees of freedom, REPRODUCED when "
+        "|Δ| ≤ f and t·SE ≤ f, DEVIATES when |Δ| − t·SE > f (the whole interval Δ ± t·SE lies outside ±f); "
+        "a finite paper number with diverged runs is never REPRODUCED, incomplete runs are excluded and "
+        "counted, std rows are judged as spreads (chi-square interval), parameter counts and depths are "
+        "structure checks counted apart. INCONCLUSIVE otherwise (the spread is wider than the band, or "
         "Δ is just past it) or with fewer than 2 runs (see <code>normbench.compare</code>). Like is compared "
         "with like: mean with mean, best of n with best of n (expected best of n by bootstrap, Boo_n, when "
         "our number of runs differs).</p>",
@@ -227,30 +235,32 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
     if claims is not None:
         parts += [
             "<p>Claims: each qualitative claim is a named check on our runs (see <code>normbench.claims</code> "
-            "and <code>docs/references.md</code>). An order a &lt; b holds when the interval d ± 2·SE of the "
-            "difference of the means lies below 0, fails when it lies above 0, and is INCONCLUSIVE otherwise "
+            "and <code>docs/references.md</code>). An order a &lt; b holds when the 95 % Student-t interval "
+            "d ± t·SE of the difference of the means lies below 0 (never on the survivors of diverged runs), fails when it lies above 0, and is INCONCLUSIVE otherwise "
             "or with fewer than 2 runs per subject. A PROXY claim shows in brackets whether it holds on the "
             "proxy runs.</p>",
         ]
     parts += baselines_section(results_dir)
     headers, rows = display_rows(comp)
+    verdicts = list(comp["verdict"])
     papers = dict.fromkeys([*comp["paper"], *([] if claims is None else claims["paper"])])
     for paper in papers:
-        idx = [i for i, r in enumerate(rows) if r[0] == paper]
-        ran = [rows[i] for i in idx if rows[i][10] != "NOT RUN"]
-        not_run = [rows[i] for i in idx if rows[i][10] == "NOT RUN"]
+        idx = [i for i, p in enumerate(comp["paper"]) if p == paper]
+        ran = [rows[i] for i in idx if verdicts[i] != "NOT RUN"]
+        not_run = [rows[i] for i in idx if verdicts[i] == "NOT RUN"]
+        ran_v = [verdicts[i] for i in idx if verdicts[i] != "NOT RUN"]
         parts.append(f"<h2>{html.escape(paper)}</h2>")
         layout = paper_tables_section(results_dir, comp, paper)
         parts += layout
         if layout and idx:
             parts.append("<h3>Every number, with its tolerance rule</h3>")
         if ran:
-            parts.append(_table_html(headers[1:], [r[1:] for r in ran], verdict_col=9))
+            parts.append(_table_html(headers[1:], [r[1:] for r in ran], ran_v))
         if not_run:
             parts.append(
                 f"<details><summary>{len(not_run)} reference numbers not run by this configuration"
                 "</summary>"
-                + _table_html(headers[1:], [r[1:] for r in not_run], verdict_col=9)
+                + _table_html(headers[1:], [r[1:] for r in not_run], ["NOT RUN"] * len(not_run))
                 + "</details>"
             )
         if claims is not None:

@@ -246,3 +246,15 @@ def test_numbers_and_claims_share_one_protocol_check(tmp_path):
     assert number["verdict"] == claim["verdict"] == "PROXY"
     assert "architecture convnet8 in place of plain20" in number["protocol_differences"]
     assert number["protocol_differences"] == claim["protocol_differences"]
+
+
+def test_a_claim_over_several_data_sets_has_a_verdict_per_data_set(tmp_path):
+    # Oyedotun's "PlainNet does not learn" pools MNIST, CIFAR-10 and CIFAR-100; only MNIST was run
+    subjects = [{"model": "convnet164", "dataset": ds} for ds in ("mnist", "cifar10", "cifar100")]
+    args = {"metric": "train_accuracy", "at_most_times_chance": 2, "subjects": subjects}
+    runs = Runs(tmp_path)
+    for seed in range(3):
+        runs.add("convnet164", seed=seed, dataset="mnist", errors=[90.0], train_errors=[89.0 + seed])
+    row = _eval(_claim("does_not_learn", args, dataset="mnist"), runs)
+    assert row["per_dataset"] == "mnist: REPRODUCED; cifar10: NOT RUN; cifar100: NOT RUN"
+    assert row["verdict"] == "NOT RUN"  # the overall verdict waits for every part
