@@ -39,7 +39,10 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from normbench.config import RunSpec, load_config, results_dir, run_config
-    from normbench.train import PackError, train_pack
+    from normbench.runs import DISK_ERRNOS
+    from normbench.train import PackError, RunFolderBusy, train_pack
+
+    EX_TEMPFAIL = 75  # another process writes a run folder: try again later
 
     if args.spec:
         if len(args.out or []) != len(args.spec):
@@ -71,11 +74,25 @@ def cmd_train(args: argparse.Namespace) -> int:
                 )
             )
     try:
-        results = train_pack(runs, data_path=args.data)
+        results = train_pack(runs, data_path=args.data, force=args.force)
     except PackError as err:
         raise SystemExit(f"normbench train: {err}") from None
+    except RunFolderBusy as err:
+        print(f"normbench train: error: {err}", file=sys.stderr)
+        return EX_TEMPFAIL
+    except OSError as err:
+        if err.errno not in DISK_ERRNOS:
+            raise
+        print(f"normbench train: error: {err.filename}: {err.strerror}", file=sys.stderr)
+        return 1
     for (_, out), result in zip(runs, results, strict=True):
-        print(f"{out}: {result['status']} after {result['epoch']} epochs")
+        if result.get("finished"):
+            print(
+                f"{out}: complete ({result['status']} after {result['epoch']} epochs); nothing to do "
+                "(--force retrains it)"
+            )
+        else:
+            print(f"{out}: {result['status']} after {result['epoch']} epochs")
     return 0
 
 
@@ -401,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(or several --seed values) train those seeds of one (experiment, model, method) in this process, "
         "their steps interleaved (engine.pack; on a GPU each on its own CUDA stream); each run computes "
         "what it computes alone. Resumes from each run folder's resume.pt if a previous attempt was "
-        "interrupted.",
+        "interrupted. A folder that holds the finished run already is left untouched (exit 0) unless "
+        "--force. Exit status: 0 done, 1 an I/O error (full disk, read-only folder, ...), 2 bad input, "
+        "75 (EX_TEMPFAIL) a run folder is being written by another process (its .lock is held).",
     )
     p.add_argument("--spec", action="append", help="resolved run config (JSON); repeat to pack seeds")
     p.add_argument("--config", help="workflow config YAML")
@@ -417,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="run folder, one per --spec or --seed (default with --config: "
         "<results>/<name>/runs/<experiment>/<model>/<method>/seed<k>)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="retrain a finished run: first move the folder's contents aside to <folder>.old-<timestamp>/",
     )
     p.set_defaults(func=cmd_train)
 

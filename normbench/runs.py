@@ -13,9 +13,11 @@ Tables, figures and comparisons are built from these files alone.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
@@ -27,16 +29,37 @@ def record_line(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True) + "\n"
 
 
+def with_filename(err: OSError, path: str | Path) -> OSError:
+    """``err`` naming ``path`` (a failed write() or fsync() of an open file names none)."""
+    if err.filename is None and err.errno is not None:
+        err.filename = str(path)
+    return err
+
+
+def temp_path(path: str | Path) -> Path:
+    """A temporary file beside ``path`` that no other process uses: ``<name>.<pid>-<random>.tmp``."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO)
+
+
 def append_record(path: str | Path, record: dict[str, Any]) -> None:
     """Append one JSON line and make it durable (flush + fsync) before returning."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(record_line(record))
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(record_line(record))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        raise with_filename(err, path) from None
 
 
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Read a metrics log; a truncated last line (a killed writer) is ignored, any other bad line is an error."""
+def read_records(path: str | Path, allow_partial_last: bool = True) -> list[dict[str, Any]]:
+    """Read a metrics log; any bad line is an error naming the file and line, except, with
+    ``allow_partial_last`` (a log being written or resumed), a truncated last line (a killed writer), which is
+    ignored. A finished run's log is read with ``allow_partial_last=False`` (:func:`load_run`)."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     records = []
     for i, line in enumerate(lines):
@@ -45,17 +68,23 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as err:
-            if i == len(lines) - 1:
+            if allow_partial_last and i == len(lines) - 1:
                 break
             raise ValueError(f"{path}:{i + 1}: not a JSON record ({err})") from err
     return records
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to a unique temporary file and rename it into place; on an error (a full
+    disk, ...) the temporary file is removed and the error names ``path``."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, sort_keys=True, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    tmp = temp_path(path)
+    try:
+        tmp.write_text(json.dumps(obj, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise with_filename(err, path) from None
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -147,15 +176,25 @@ def load_run(metrics_path: str | Path) -> Run:
         config = json.loads(cfg_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"run {metrics_path.parent}: cannot read {cfg_path.name} ({err})") from err
-    records = read_records(metrics_path)
+    records = read_records(metrics_path, allow_partial_last=False)
     return Run(metrics_path.parent, config, records, summarize(records))
 
 
 def find_metrics(paths: list[str | Path]) -> list[Path]:
-    """Expand folders into the ``metrics.jsonl`` files below them; keep files as given."""
+    """Expand folders into the ``metrics.jsonl`` files below them; keep files as given.
+
+    Folders put aside by ``normbench train --force`` (``<folder>.old-<timestamp>``) are skipped.
+    """
     found: list[Path] = []
     for p in map(Path, paths):
-        found += sorted(p.rglob("metrics.jsonl")) if p.is_dir() else [p]
+        if p.is_dir():
+            found += sorted(
+                m
+                for m in p.rglob("metrics.jsonl")
+                if not any(".old-" in part for part in m.relative_to(p).parts)
+            )
+        else:
+            found.append(p)
     return found
 
 

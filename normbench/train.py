@@ -31,8 +31,11 @@ training step the probes describe); the probes restore the BN running statistics
 
 from __future__ import annotations
 
+import fcntl
+import json
 import math
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Generator, Iterable
@@ -57,7 +60,7 @@ from normbench.models import build_model
 from normbench.pack import interleave
 from normbench.probes import record_probes
 from normbench.provenance import provenance
-from normbench.runs import append_record, record_line, write_json_atomic
+from normbench.runs import append_record, read_records, record_line, with_filename, write_json_atomic
 
 
 def select_device(name: str) -> torch.device:
@@ -131,6 +134,113 @@ class PackError(ValueError):
     """Runs that cannot share a pack (configs differing beyond the seed, repeated seeds or folders)."""
 
 
+class RunFolderBusy(RuntimeError):
+    """Another live process holds the run folder's lock (``normbench train`` exits 75, EX_TEMPFAIL)."""
+
+    def __init__(self, folder: Path, holder: str):
+        super().__init__(f"run folder {folder} is being written by another process ({holder})")
+        self.folder, self.holder = folder, holder
+
+
+LOCK_NAME = ".lock"
+_held_locks: dict[Path, Any] = {}  # run folder -> its open, flock'ed lock file; kept for the process's life
+
+
+def lock_run_folder(folder: str | Path) -> None:
+    """Take the run folder's writer lock: ``fcntl.flock`` on ``<folder>/.lock``, held until this process
+    ends (the kernel releases it when the process dies, however it dies). Raises :class:`RunFolderBusy`,
+    naming the holder (host, pid, start time, as the holder wrote them into the lock file), when another
+    process holds it. Taking it again in the process that holds it is a no-op."""
+    folder = Path(folder).resolve()
+    if folder in _held_locks:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_NAME
+    try:
+        fh = open(lock, "a+", encoding="utf-8")  # noqa: SIM115  (held open for the process's life)
+    except OSError as err:
+        raise with_filename(err, lock) from None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        try:
+            info = json.loads(fh.read() or "{}")
+        except json.JSONDecodeError:
+            info = {}
+        fh.close()
+        holder = (
+            f"host {info.get('host', '?')}, pid {info.get('pid', '?')}, started {info.get('started', '?')}"
+        )
+        raise RunFolderBusy(folder, holder) from None
+    _held_locks[folder] = fh
+
+
+def _write_lock_holder(folder: Path) -> None:
+    """Write this process's host, pid and start time into the lock file it holds."""
+    fh = _held_locks[folder.resolve()]
+    info = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps(info, sort_keys=True) + "\n")
+        fh.flush()
+    except OSError as err:
+        raise with_filename(err, folder / LOCK_NAME) from None
+
+
+def finished_run(cfg: dict[str, Any], folder: str | Path) -> dict[str, Any] | None:
+    """The summary ``{"status", "epoch"}`` of the finished run in ``folder``, or ``None`` when the folder holds
+    no finished run. Finished: ``provenance.json`` (written last) says completed or diverged and the log holds
+    every epoch (or the divergence). A finished run of another configuration is an error, not a run to
+    overwrite."""
+    folder = Path(folder)
+    try:
+        prov = json.loads((folder / "provenance.json").read_text())
+        records = read_records(folder / "metrics.jsonl", allow_partial_last=False)
+    except (OSError, ValueError):
+        return None
+    status = prov.get("status")
+    epochs = sum(r.get("kind") == "epoch" for r in records)
+    diverged = any(r.get("kind") == "diverged" for r in records)
+    if not (status == "completed" and epochs >= cfg["epochs"] and not diverged) and not (
+        status == "diverged" and diverged
+    ):
+        return None
+    try:
+        old_cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        old_cfg = None
+    if old_cfg != cfg:
+        raise ValueError(
+            f"run folder {folder} holds a finished run of another configuration; "
+            "use --force to move it aside and train this one"
+        )
+    return {"status": status, "epoch": epochs, "finished": True}
+
+
+def move_aside(folder: str | Path) -> Path | None:
+    """Move the contents of ``folder`` (all but its lock file) to ``<folder>.old-<timestamp>/``; return it
+    (``None`` when there was nothing to move)."""
+    folder = Path(folder)
+    items = [p for p in folder.iterdir() if p.name != LOCK_NAME] if folder.exists() else []
+    if not items:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside = folder.with_name(f"{folder.name}.old-{stamp}")
+    n = 1
+    while aside.exists():
+        aside, n = folder.with_name(f"{folder.name}.old-{stamp}-{n}"), n + 1
+    aside.mkdir(parents=True)
+    for p in items:
+        p.replace(aside / p.name)
+    return aside
+
+
 def open_data(cfg: dict[str, Any], data_path: str | Path | None = None):
     """``(device, data, batches)`` of a run config: its threads set, its device chosen, its data set loaded
     (the prepared file ``data_path``, else from ``data_root``) and cut into mini-batches on that device."""
@@ -151,6 +261,7 @@ def train_run(
     out_dir: str | Path,
     data_path: str | Path | None = None,
     log: Callable[[str], None] = print,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Train one run described by its resolved config ``cfg``; write its folder ``out_dir``.
 
@@ -159,13 +270,14 @@ def train_run(
     by an interrupted run is picked up: training resumes after its epoch and ends with the same metrics as an
     uninterrupted run. Returns the final checkpoint's metadata.
     """
-    return train_pack([(cfg, out_dir)], data_path, log)[0]
+    return train_pack([(cfg, out_dir)], data_path, log, force)[0]
 
 
 def train_pack(
     runs: list[tuple[dict[str, Any], str | Path]],
     data_path: str | Path | None = None,
     log: Callable[[str], None] = print,
+    force: bool = False,
 ) -> list[dict[str, Any]]:
     """Train several seeds of one (experiment, model, method) in this process, steps interleaved.
 
@@ -173,6 +285,11 @@ def train_pack(
     put on the device) once; each run then trains exactly as :func:`train_run` would train it alone, with its
     own generators and, on a GPU, its own CUDA stream (:mod:`normbench.pack`), and writes its own folder.
     Returns each run's final checkpoint metadata, in order.
+
+    Each run folder is locked first (:func:`lock_run_folder`; :class:`RunFolderBusy` if another process
+    writes it), before anything in it is read. A folder that holds the finished run already is not touched:
+    its entry is ``{"status", "epoch", "finished": True}``; with ``force`` its contents are first moved
+    aside (:func:`move_aside`) and the run is trained again.
     """
     if not runs:
         raise PackError("no runs given")
@@ -188,10 +305,56 @@ def train_pack(
     outs = [Path(out).resolve() for _, out in runs]
     if len(set(seeds)) < len(seeds) or len(set(outs)) < len(outs):
         raise PackError(f"seeds and run folders must be distinct, got seeds {seeds}")
+    for out in outs:
+        lock_run_folder(out)
+    done: dict[int, dict[str, Any]] = {}
+    for i, (cfg, out) in enumerate(zip((c for c, _ in runs), outs, strict=True)):
+        if force:
+            aside = move_aside(out)
+            if aside is not None:
+                log(f"{out}: previous contents moved aside to {aside}")
+        else:
+            finished = finished_run(cfg, out)
+            if finished is not None:
+                done[i] = finished
+    todo = [i for i in range(len(runs)) if i not in done]
+    if not todo:
+        return [done[i] for i in range(len(runs))]
+    for i in todo:
+        _write_lock_holder(outs[i])
     device, data, batches = open_data(first, data_path)
-    pack = seeds if len(runs) > 1 else None
-    steps = [_train_steps(cfg, Path(out), data, batches, device, log, pack) for cfg, out in runs]
-    return interleave(steps, device)
+    pack = [seeds[i] for i in todo] if len(todo) > 1 else None
+    steps = [_train_steps(runs[i][0], outs[i], data, batches, device, log, pack) for i in todo]
+    results = dict(zip(todo, interleave(steps, device), strict=True))
+    return [done[i] if i in done else results[i] for i in range(len(runs))]
+
+
+def _build(cfg: dict[str, Any], data, device: torch.device):
+    """Model, method, stepper and batch-order generator of a run, freshly seeded."""
+    set_determinism(cfg["seed"], cfg["deterministic"], device)
+    # "arch" is the network built for "model" (a smaller stand-in in a proxy run; the same name otherwise)
+    model = build_model(
+        cfg.get("arch", cfg["model"]), num_classes=data.num_classes, in_channels=data.channels
+    )
+    method = build_method(cfg["method"], cfg["method_options"])
+    method.attach(model)
+    model.to(device)
+    stepper = build_step(engine_config(cfg), model, method, cfg["optimizer"], cfg["deterministic"])
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    return model, method, stepper, gen
+
+
+def _put_stale_aside(resume_path: Path, reason: str, log: Callable[[str], None]) -> None:
+    """Move a resume state that does not load into this run's model aside as ``resume.pt.stale-<time>``
+    (its ``.prev`` too, as ``resume.pt.prev.stale-<time>``) and say so."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for p in (resume_path, resume_path.with_name(resume_path.name + ".prev")):
+        if p.exists():
+            stale = p.with_name(f"{p.name}.stale-{stamp}")
+            p.replace(stale)
+            log(
+                f"{p}: does not load into this run's model ({reason}); moved aside to {stale}, starting afresh"
+            )
 
 
 def _train_steps(
@@ -207,19 +370,8 @@ def _train_steps(
     final checkpoint's metadata."""
     t_start = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    set_determinism(cfg["seed"], cfg["deterministic"], device)
-
-    # "arch" is the network built for "model" (a smaller stand-in in a proxy run; the same name otherwise)
-    model = build_model(
-        cfg.get("arch", cfg["model"]), num_classes=data.num_classes, in_channels=data.channels
-    )
-    method = build_method(cfg["method"], cfg["method_options"])
-    method.attach(model)
-    model.to(device)
     engine = engine_config(cfg)
-    stepper = build_step(engine, model, method, cfg["optimizer"], cfg["deterministic"])
-    optimizer = stepper.optimizer
-    gen = torch.Generator().manual_seed(cfg["seed"])
+    model, method, stepper, gen = _build(cfg, data, device)
 
     write_json_atomic(out / "config.json", cfg)
     metrics_path = out / "metrics.jsonl"
@@ -227,20 +379,33 @@ def _train_steps(
     records: list[dict[str, Any]] = []
     start_epoch, step, prior_seconds = 1, 0, 0.0
     state = load_latest(resume_path, log=lambda m: print(m, file=sys.stderr))
-    if state is not None and state["config"] == cfg:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        method.load_state_dict(state["method"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        records, step = state["records"], state["step"]
-        start_epoch, prior_seconds = state["epoch"] + 1, state["train_seconds"]
-        stepper.step_count = step
-        log(f"[{cfg['model']}/{cfg['method']}/seed{cfg['seed']}] resuming after epoch {state['epoch']}")
+    if state is not None and state.get("config") == cfg:
+        try:
+            model.load_state_dict(state["model"])
+            stepper.optimizer.load_state_dict(state["optimizer"])
+            method.load_state_dict(state["method"])
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            records, step = state["records"], state["step"]
+            start_epoch, prior_seconds = state["epoch"] + 1, state["train_seconds"]
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
+            # e.g. the model code changed between attempts: the state cannot resume this run, and every
+            # retry would fail the same way. Put it aside and start from a freshly seeded model.
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            _put_stale_aside(resume_path, reason, lambda m: print(m, file=sys.stderr))
+            model, method, stepper, gen = _build(cfg, data, device)
+            records, step, start_epoch, prior_seconds = [], 0, 1, 0.0
+        else:
+            stepper.step_count = step
+            log(f"[{cfg['model']}/{cfg['method']}/seed{cfg['seed']}] resuming after epoch {state['epoch']}")
     elif state is not None:
         log(f"{resume_path}: written for another configuration; starting afresh")
+    optimizer = stepper.optimizer
     # The log always restarts from what the checkpoint holds (append-only from there on).
-    metrics_path.write_text("".join(record_line(r) for r in records))
+    try:
+        metrics_path.write_text("".join(record_line(r) for r in records))
+    except OSError as err:
+        raise with_filename(err, metrics_path) from None
     probes = cfg["probes"]
     pbatch = batches.probe_batch(probes["batch"]) if probes["names"] else None
     if pbatch is not None and start_epoch == 1:

@@ -16,6 +16,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -79,7 +80,8 @@ elif moment == "half_written":  # resume.pt.tmp holds the first half of epoch `a
     real_save = torch.save
 
     def save(obj, f, *args, **kwargs):
-        if str(getattr(f, "name", "")).endswith("resume.pt.tmp") and obj.get("epoch") == at:
+        name = pathlib.Path(str(getattr(f, "name", ""))).name
+        if name.startswith("resume.pt.") and name.endswith(".tmp") and obj.get("epoch") == at:
             buf = io.BytesIO()
             real_save(obj, buf, *args, **kwargs)
             f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
@@ -252,7 +254,8 @@ def test_sigkill_then_rerun_ends_with_the_uninterrupted_metrics(killed, setup, c
     if moment == "after_record":
         assert before["records"] == at and "resume.pt" in before["files"]  # the log ran one epoch ahead
     if moment == "half_written":
-        assert 0 < before["files"]["resume.pt.tmp"] < before["files"]["resume.pt"]
+        tmp = [n for n in before["files"] if n.startswith("resume.pt.") and n.endswith(".tmp")]
+        assert len(tmp) == 1 and 0 < before["files"][tmp[0]] < before["files"]["resume.pt"]
     if moment == "between_renames":
         assert "resume.pt" not in before["files"] and "resume.pt.prev" in before["files"]
     if moment == "before_provenance":
@@ -339,6 +342,152 @@ def test_corrupt_checkpoint_is_reported_and_the_previous_one_used(
         read_records(ref / "metrics.jsonl")
     )
     assert _same_weights(_final_weights(run), _final_weights(ref))
+
+
+# --- one writer per run folder, finished runs, stale resume states, damaged logs, full disks ---------------
+
+
+def _files(run: Path) -> dict:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(run.iterdir())}
+
+
+def test_second_writer_of_a_run_folder_exits_75_and_the_log_is_one_clean_run(setup, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "normbench.cli", "train", *_train_cmd(setup["spec"], setup["data"], run)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=setup["env"])
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    rcs = [p.returncode for p in procs]
+    assert sorted(rcs) == [0, 75], [(rc, err[-2000:]) for rc, (_, err) in zip(rcs, outputs, strict=True)]
+    winner, loser = rcs.index(0), rcs.index(75)
+    assert re.fullmatch(
+        rf"normbench train: error: run folder {re.escape(str(run))} is being written by another process "
+        rf"\(host {re.escape(socket.gethostname())}, pid {procs[winner].pid}, started \d{{4}}-\d\d-\d\dT[\d:]+\S*\)",
+        outputs[loser][1].strip(),
+    ), outputs[loser][1]
+    assert without_timing(read_records(run / "metrics.jsonl", allow_partial_last=False)) == without_timing(
+        read_records(setup["ref"] / "metrics.jsonl")
+    )
+    assert _same_weights(_final_weights(run), _final_weights(setup["ref"]))
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_temporary_files_are_unique_to_the_process(tmp_path):
+    from normbench.runs import temp_path
+
+    names = {temp_path(tmp_path / "resume.pt").name for _ in range(50)}
+    assert len(names) == 50 and all(n.startswith(f"resume.pt.{os.getpid()}-") for n in names)
+
+
+def test_finished_run_is_not_retrained_and_no_file_is_touched(setup, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(setup["ref"], run)
+    before = _files(run)
+    result = _train(setup["spec"], setup["data"], run, setup["env"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{run}: complete (completed after {EPOCHS} epochs); nothing to do" in result.stdout
+    assert _files(run) == before
+
+
+def test_force_moves_a_finished_run_aside_then_retrains(setup, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(setup["ref"], run)
+    old = {name: data for name, (_, data) in _files(run).items() if name != ".lock"}
+    cmd = [sys.executable, "-m", "normbench.cli", "train", *_train_cmd(setup["spec"], setup["data"], run)]
+    result = subprocess.run([*cmd, "--force"], capture_output=True, text=True, env=setup["env"], timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming" not in result.stdout and f"completed after {EPOCHS} epochs" in result.stdout
+    (aside,) = tmp_path.glob("run.old-*")
+    assert {name: data for name, (_, data) in _files(aside).items()} == old
+    new = read_records(run / "metrics.jsonl", allow_partial_last=False)
+    assert without_timing(new) == without_timing(read_records(aside / "metrics.jsonl"))
+    assert new != read_records(aside / "metrics.jsonl")  # trained again: other timings
+    from normbench.runs import find_metrics
+
+    assert find_metrics([tmp_path]) == [run / "metrics.jsonl"]  # tables do not count the old copy
+
+
+def test_resume_state_that_does_not_fit_the_model_is_moved_aside_and_the_run_restarts(setup, tmp_path):
+    from normbench.models import build_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    other = build_model("preact_resnet20", num_classes=10, in_channels=1)  # not the run's plain20
+    state = {
+        "config": setup["spec"],
+        "epoch": 2,
+        "step": 12,
+        "records": [],
+        "train_seconds": 1.0,
+        "model": other.state_dict(),
+        "optimizer": {},
+        "method": {},
+        "generator": torch.Generator().get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    torch.save(state, run / "resume.pt")
+    result = _train(setup["spec"], setup["data"], run, setup["env"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    (stale,) = run.glob("resume.pt.stale-*")
+    assert f"{run / 'resume.pt'}: does not load into this run's model (RuntimeError: " in result.stderr
+    assert f"moved aside to {stale}, starting afresh" in result.stderr
+    assert "resuming" not in result.stdout
+    ref = setup["ref"]
+    assert without_timing(read_records(run / "metrics.jsonl")) == without_timing(
+        read_records(ref / "metrics.jsonl")
+    )
+    assert _same_weights(_final_weights(run), _final_weights(ref))
+
+
+def test_damaged_last_line_of_a_finished_log_is_an_error_when_loaded(setup, tmp_path):
+    from normbench.runs import load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(setup["ref"], run)
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.write('{"kind": "epoch", "epo')
+    with pytest.raises(
+        ValueError, match=re.escape(f"{run / 'metrics.jsonl'}:{EPOCHS + 1}: not a JSON record")
+    ):
+        load_run(run / "metrics.jsonl")
+    # the trainer's resume path (a log being written) still tolerates a killed writer's last line
+    assert len(read_records(run / "metrics.jsonl", allow_partial_last=True)) == EPOCHS
+
+
+@pytest.mark.parametrize("where, code", [("save", "ENOSPC"), ("fsync", "EROFS"), ("save", "EACCES")])
+def test_io_failure_ends_in_one_line_and_leaves_no_temporary(
+    setup, tmp_path, monkeypatch, capsys, where, code
+):
+    import errno
+
+    from normbench import checkpoint
+
+    err = OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+    if where == "save":
+
+        def failing_save(obj, fh, *args, **kwargs):
+            fh.write(b"half a checkpoint")
+            raise err
+
+        monkeypatch.setattr(checkpoint.torch, "save", failing_save)
+    else:
+
+        def failing_fsync(fd):
+            raise err
+
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+    run = tmp_path / "run"
+    rc = cli.main(["train", *_train_cmd(setup["spec"], setup["data"], run)])
+    assert rc == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert re.fullmatch(
+        rf"normbench train: error: {re.escape(str(run))}/[\w.]+: {re.escape(os.strerror(err.errno))}",
+        lines[0],
+    )
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_save_atomic_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
