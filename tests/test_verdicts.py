@@ -258,3 +258,20 @@ def test_a_claim_over_several_data_sets_has_a_verdict_per_data_set(tmp_path):
     row = _eval(_claim("does_not_learn", args, dataset="mnist"), runs)
     assert row["per_dataset"] == "mnist: REPRODUCED; cifar10: NOT RUN; cifar100: NOT RUN"
     assert row["verdict"] == "NOT RUN"  # the overall verdict waits for every part
+
+
+def test_plan_says_which_numbers_the_planned_runs_can_decide():
+    from normbench.config import load_config
+    from normbench.references import load_claims, load_references
+    from normbench.verdicts.plan import plan_claims, plan_numbers, runs_needed
+
+    config = load_config("config/paper.yaml")
+    rows = {r["id"]: r for r in plan_numbers(config, load_references())}
+    jia = rows["jia2017/table1/SGD with momentum + BN/mean"]  # 5 runs, the paper's std 0.14
+    assert jia["planned_runs"] == 5 and jia["sigma_source"] == "paper's std" and jia["decidable"]
+    assert jia["expected_half_width"] == pytest.approx(t_quantile(4) * 0.14 / math.sqrt(5))
+    single = [r for r in rows.values() if r["planned_runs"] == 1 and r["floor"] != 5.0]
+    assert single and not any(r["decidable"] for r in single)  # one run never decides
+    assert runs_needed(0.25, 0.5) == 4  # t_{0.975,3} * 0.25 / 2 = 0.40 <= 0.5; n = 3 gives 0.62
+    claims = {r["id"]: r for r in plan_claims(config, load_claims())}
+    assert not claims["jia2017/table2_svb_bbn_improves_wrn"]["decidable"]
