@@ -170,7 +170,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     claims = evaluate_claims(claim_list, runs)
     for path in write_comparison(df, args.out_dir):
         print(path)
+    print("trained numbers:")
     print(verdict_counts(df).to_string(index=False))
+    print("structure (registry checks, not trained results):")
+    print(verdict_counts(df, "structure").to_string(index=False))
     for path in write_claims(claims, args.out_dir):
         print(path)
     print("claims:")
@@ -179,8 +182,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         status = 0
         bad = strict_failures(df)
         if len(bad):
-            print(f"--strict: {len(bad)} reference numbers DEVIATE:", file=sys.stderr)
-            print(bad[["id", "paper_value", "ours", "tolerance"]].to_string(index=False), file=sys.stderr)
+            kinds = ", ".join(f"{k} {v}" for k, v in bad["kind"].value_counts().items())
+            print(f"--strict: {len(bad)} reference numbers DEVIATE ({kinds}):", file=sys.stderr)
+            cols = ["id", "kind", "paper_value", "ours", "tolerance"]
+            print(bad[cols].to_string(index=False), file=sys.stderr)
             status = 1
         bad_claims = claim_strict_failures(claims)
         if len(bad_claims):
@@ -379,6 +384,45 @@ def cmd_runs(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     for spec in run_specs(config):
         print(spec.path)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from normbench.config import load_config
+    from normbench.references import load_claims, load_references
+    from normbench.verdicts.plan import plan_claims, plan_numbers
+
+    config = load_config(args.config)
+    numbers = plan_numbers(config, load_references())
+    claims = plan_claims(config, load_claims())
+    if args.json:
+        print(json.dumps({"numbers": numbers, "claims": claims}, indent=1))
+        return 0
+    rows = [
+        [
+            r["id"],
+            r["planned_runs"],
+            f"{r['sigma']:.3g} ({r['sigma_source']})",
+            f"{r['expected_half_width']:.3g}",
+            f"{r['floor']:g}",
+            "yes" if r["decidable"] else f"no (about {r['runs_needed']} runs would)",
+        ]
+        for r in numbers
+    ]
+    headers = ["number", "planned runs", "seed std σ", "expected t·σ/√n", "floor", "decidable"]
+    print(tabulate(rows, headers=headers, tablefmt="github"))
+    print()
+    crow = [
+        [r["id"], r["fewest_runs"], "yes" if r["decidable"] else f"no (a subject has {r['fewest_runs']} planned)"]
+        for r in claims
+    ]
+    print(tabulate(crow, headers=["claim", "fewest runs of a subject", "decidable"], tablefmt="github"))
+    print(
+        f"\n{sum(r['decidable'] for r in numbers)} of {len(numbers)} planned numbers and "
+        f"{sum(r['decidable'] for r in claims)} of {len(claims)} planned claims can be decided by these runs."
+    )
     return 0
 
 
@@ -631,6 +675,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one flat JSON list")
     p.add_argument("--paper", help="only this paper key, e.g. zaeemzadeh2020")
     p.set_defaults(func=cmd_references)
+
+    p = sub.add_parser(
+        "plan",
+        help="for each paper number and claim a configuration plans: can its runs decide it?",
+        description="Lists every trained paper number and claim the configuration plans, with its planned "
+        "runs, the seed-to-seed std assumed (the paper's where it states one, else half the metric's floor), "
+        "the expected half-width of the 95%% Student-t interval and whether that fits inside the floor. "
+        "A single run can never decide (no spread). See normbench/verdicts/plan.py.",
+    )
+    p.add_argument("--config", required=True, help="a configuration file, e.g. config/paper.yaml")
+    p.add_argument("--json", action="store_true", help="the rows as JSON")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("runs", help="list the runs a configuration plans")
     p.add_argument("--config", required=True)
