@@ -415,7 +415,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(tabulate(rows, headers=headers, tablefmt="github"))
     print()
     crow = [
-        [r["id"], r["fewest_runs"], "yes" if r["decidable"] else f"no (a subject has {r['fewest_runs']} planned)"]
+        [
+            r["id"],
+            r["fewest_runs"],
+            "yes" if r["decidable"] else f"no (a subject has {r['fewest_runs']} planned)",
+        ]
         for r in claims
     ]
     print(tabulate(crow, headers=["claim", "fewest runs of a subject", "decidable"], tablefmt="github"))
