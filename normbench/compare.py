@@ -294,6 +294,7 @@ def _row(ref: Reference, tol: Tolerance | None) -> dict[str, Any]:
         "statistic": ref.statistic,
         "kind": "structure" if kind == STRUCTURE else "trained",  # structure rows never count as results
         "paper_value": ref.value,
+        "missing": ref.missing,  # why the paper prints no value ('diverged': training diverged)
         "paper_runs": ref.runs,
         "ours": nan,  # our estimate of the paper's statistic (``estimator``)
         "ours_mean": nan,
@@ -594,7 +595,7 @@ def _ours_cell(r: dict[str, Any]) -> str:
         return f"{r['diverged']} diverged" if r["diverged"] else "-"
     estimator = r.get("estimator")
     estimator = estimator if isinstance(estimator, str) else ""  # NaN when read back from the CSV
-    if estimator == "the registry's model" or r["statistic"] == "none":  # a single deterministic number
+    if r.get("kind") == "structure" or r["statistic"] == "none":  # a single deterministic number
         return _num(r["ours"], metric=r["metric"])
     mean_std = fmt_mean_std(r["ours_mean"], r["ours_std"])
     if r["statistic"] in ("mean", "unstated", "single") or not estimator:

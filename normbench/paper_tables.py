@@ -190,8 +190,7 @@ def ours_text(r: dict[str, Any], tex: bool = False) -> str:
 def paper_text(r: dict[str, Any]) -> str:
     """The paper's number; '-' where it prints none ('-, diverges' where that means training diverged)."""
     if r["paper_value"] is None:
-        diverges = r.get("missing") == "diverged" or r.get("rule") == "all runs diverge"
-        return "-, diverges" if diverges else "-"
+        return "-, diverges" if r.get("missing") == "diverged" else "-"
     return fmt(r["paper_value"], digits(r))
 
 

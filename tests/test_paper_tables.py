@@ -122,7 +122,7 @@ def test_cells_for_best_of_n_diverged_and_counts():
     assert cell_text(best) == "5.90 (best of 2) (paper 6.10) PROXY"
     boo = _clean({**best, "estimator": "Boo_5, expected best of 5 from 2 runs"})
     assert cell_text(boo) == "5.90 (Boo_5) (paper 6.10) PROXY"  # compare's estimator, when it names one
-    dash = _clean({**row("p", "t", "r", "c", "REPRODUCED", None), "diverged": 2, "rule": "all runs diverge"})
+    dash = _clean({**row("p", "t", "r", "c", "REPRODUCED", None), "diverged": 2, "missing": "diverged"})
     assert cell_text(dash) == "2 diverged (paper -, diverges) ✓"
     depth = _clean({**row("p", "t", "r", "c", "REPRODUCED", 164.0, 164.0, NAN, 1), "units": "layers"})
     assert cell_text(depth) == "164 (paper 164) ✓"
