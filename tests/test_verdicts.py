@@ -275,3 +275,32 @@ def test_plan_says_which_numbers_the_planned_runs_can_decide():
     assert runs_needed(0.25, 0.5) == 4  # t_{0.975,3} * 0.25 / 2 = 0.40 <= 0.5; n = 3 gives 0.62
     claims = {r["id"]: r for r in plan_claims(config, load_claims())}
     assert not claims["jia2017/table2_svb_bbn_improves_wrn"]["decidable"]
+
+
+def test_every_stated_recipe_key_that_differs_is_named():
+    from normbench.verdicts.protocol import augment_name, recipe_differences
+
+    cfg = {
+        "batch_size": 64,
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0001},
+        "augment": {"pad": 4, "flip": True},
+    }
+    paper = {
+        "batch_size": 128,
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "nesterov": None,  # silent: never a difference
+        "weight_decay": 0.0005,
+        "init": "orthogonal",
+        "preprocess": "none",
+        "augment": "pad4_crop_flip",
+    }
+    assert recipe_differences(cfg, paper) == [
+        "batch_size 64 (paper: 128)",
+        "weight_decay 0.0001 (paper: 0.0005)",
+        "init he (paper: orthogonal)",
+        "preprocess per_channel (paper: none)",
+    ]
+    assert recipe_differences({**cfg, "batch_size": 128, "init": "orthogonal", "preprocess": "none"}, {}) == []
+    assert augment_name({"pad": 0, "flip": True}) == "flip" and augment_name({}) == "none"

@@ -1,14 +1,17 @@
 """One protocol check for numbers and claims alike: how our runs' recipe differs from the paper's.
 
-Each stated difference makes a row PROXY and names the key, e.g. ``data set digits (paper: cifar10)``.
-Checked today: the data set, the epochs, a stand-in architecture, fewer runs than the paper's and bf16
-autocast without a passing fp32 validation. (The paper's batch size, optimizer, schedule, weight decay,
-initialisation and preprocessing are not yet structured fields of the reference files, so they are not
-compared: see docs/references.md.)
+Each stated difference makes a row PROXY and names the key, e.g. ``data set digits (paper: cifar10)`` or
+``init he (paper: orthogonal)``. Checked: the data set, the epochs, a stand-in architecture, fewer runs than
+the paper's, bf16 autocast without a passing fp32 validation, and every non-null key of the protocol's
+``recipe`` (read from the paper's text, ``docs/references.md``) against the run's config: batch size,
+optimizer, initial learning rate, momentum, Nesterov, weight decay, initialisation, input preprocessing and
+augmentation. A key the paper is silent on (null) is never a difference. Not compared: the learning-rate
+schedule beyond its initial value.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,16 +20,61 @@ def _precision(cfg: dict[str, Any]) -> str:
     return (cfg.get("engine") or {}).get("precision", "fp32")
 
 
+def augment_name(augment: dict[str, Any] | None) -> str:
+    """A run's augmentation in the reference files' words: ``pad4_crop_flip``, ``pad4_crop``, ``flip`` or
+    ``none``."""
+    augment = augment or {}
+    parts = [f"pad{augment['pad']}_crop"] if augment.get("pad") else []
+    if augment.get("flip", False):
+        parts.append("flip")
+    return "_".join(parts) or "none"
+
+
+def run_recipe(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The run's recipe in the keys of a protocol's ``recipe`` block (its protocol fingerprint)."""
+    opt = cfg.get("optimizer") or {}
+    return {
+        "batch_size": cfg.get("batch_size"),
+        "optimizer": opt.get("name"),
+        "lr": opt.get("lr"),
+        "momentum": opt.get("momentum", 0.0),
+        "nesterov": bool(opt.get("nesterov", False)),
+        "weight_decay": opt.get("weight_decay", 0.0),
+        "init": cfg.get("init", "he"),
+        "preprocess": cfg.get("preprocess", "per_channel"),
+        "augment": augment_name(cfg.get("augment")),
+    }
+
+
+def _same(ours: Any, paper: Any) -> bool:
+    if isinstance(paper, bool) or isinstance(ours, bool):
+        return bool(ours) == bool(paper)
+    if isinstance(paper, (int, float)) and isinstance(ours, (int, float)):
+        return math.isclose(float(ours), float(paper), rel_tol=1e-9, abs_tol=1e-12)
+    return ours == paper
+
+
+def recipe_differences(cfg: dict[str, Any], recipe: dict[str, Any] | None) -> list[str]:
+    """``key ours (paper: theirs)`` for every key the paper states (non-null) that the run does otherwise."""
+    ours = run_recipe(cfg)
+    return [
+        f"{key} {ours.get(key)} (paper: {want})"
+        for key, want in (recipe or {}).items()
+        if want is not None and key in ours and not _same(ours[key], want)
+    ]
+
+
 def protocol_differences(
     runs: Iterable[Any],
     *,
     dataset: str,
     epochs: int | None = None,
     runs_wanted: int | None = None,
+    recipe: dict[str, Any] | None = None,
 ) -> list[str]:
     """The differences between the protocol of ``runs`` (each with a ``config``) and the paper's: ``dataset``,
-    ``epochs`` (None: not stated), ``runs_wanted`` (the paper's number of runs, None: not stated). Each
-    distinct value of a run's config that differs is named once."""
+    ``epochs`` (None: not stated), ``runs_wanted`` (the paper's number of runs, None: not stated) and the
+    ``recipe`` block (:func:`recipe_differences`). Each distinct difference is named once."""
     runs = list(runs)
     diffs: list[str] = []
 
@@ -42,6 +90,8 @@ def protocol_differences(
             add(f"{cfg.get('epochs')} epochs (paper: {epochs})")
         if cfg.get("arch", cfg.get("model")) != cfg.get("model"):
             add(f"architecture {cfg['arch']} in place of {cfg['model']}")
+        for d in recipe_differences(cfg, recipe):
+            add(d)
     if runs_wanted is not None and len(runs) < runs_wanted:
         add(f"{len(runs)} runs (paper: {runs_wanted})")
     if any(_precision(r.config) != "fp32" for r in runs):
