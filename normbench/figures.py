@@ -10,18 +10,31 @@
   over the (c, d) grid, one panel per method ("with projection" first, as the paper's panel (a)), each cell
   the mean over runs, and the CSV of every cell (:func:`fig2_grid_frame`).
 
+Every figure is written as ``<stem>.png``, ``.pdf`` and ``.json``: the data each panel drew
+(:func:`drawn_panels`: lines, bands, points, heat-map cells, read back from the matplotlib artists) and the
+labels that do not fit the figure, so tests and readers check content, not existence. Titles name the paper
+figure drawn (:func:`figure_title`, e.g. "Zaeemzadeh et al. 2020, Fig. 3 (proxy: digits)") when the runs'
+``reproduces`` lists name one (:data:`PAPER_FIGURES`), else the experiment key. Bands over seeds are clipped to
+the metric's range (:func:`mean_band`: errors to [0, 100], positive on log axes).
+
 The layout options come from the experiment's ``figure:`` block of the configuration (schema:
 ``workflow/schemas/config.schema.yaml``), never from experiment names: :data:`LAYOUT_DEFAULTS`.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+import re
+import textwrap
 from collections.abc import Callable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.collections
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -45,12 +58,11 @@ LAYOUT_DEFAULTS: dict[str, Any] = {
     "depths": {},
 }
 SPREADS = {"sd": ("sd", "mean ± 1 std"), "range": (("pi", 100), "min–max")}
-SPLIT_STYLE = {
-    "test": "",
-    "train": (1.5, 1.5),
-}  # seaborn dashes: test solid, train dotted (Zaeemzadeh Fig. 4)
+# line style: test solid, train dotted (Zaeemzadeh Fig. 4)
 SPLIT_LINE = {"test": "-", "train": ":"}
 METRIC_AXES = (("error", "classification error (%)"), ("loss", "cross-entropy loss (nats)"))
+# the range of each metric: a band (mean ± 1 std) is clipped to it
+METRIC_BOUNDS = {"error": (0.0, 100.0), "loss": (0.0, None)}
 
 
 def layout_options(layout: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -62,17 +74,219 @@ def layout_options(layout: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def save_figure(fig, out_stem: str | Path, title: str = "") -> list[Path]:
-    """Give ``fig`` its title, write ``<out_stem>.png`` (150 dpi) and ``.pdf``, close it; return the paths."""
-    if title:
-        fig.suptitle(title)
+    """Give ``fig`` its title, write ``<out_stem>.png`` (150 dpi), ``.pdf`` and ``.json`` (what every panel
+    drew: :func:`drawn_panels`, and the labels that do not fit the figure), close it; return the paths."""
+    if title:  # wrapped to the figure's width (about 0.6 em per character at the title's 12 pt)
+        width = max(20, int(fig.get_figwidth() * 72 / (0.6 * 12)))
+        fig.suptitle("\n".join(_wrap(line, width) for line in title.split("\n")))
     fig.tight_layout()
     out_stem = Path(out_stem)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".pdf")]
-    for p in paths:
+    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".pdf"), out_stem.with_suffix(".json")]
+    drawn = {"title": title, "panels": drawn_panels(fig), "outside": labels_outside(fig)}
+    for p in paths[:2]:
         fig.savefig(p, dpi=150, bbox_inches="tight")
+    paths[2].write_text(json.dumps(drawn, indent=1) + "\n")
     plt.close(fig)
     return paths
+
+
+def _wrap(line: str, width: int) -> str:
+    """``textwrap.fill`` that never breaks inside mathtext (``$...$``)."""
+    parts = line.split("$")
+    joined = "$".join(p if i % 2 == 0 else p.replace(" ", "\0") for i, p in enumerate(parts))
+    return textwrap.fill(joined, width, break_long_words=False, break_on_hyphens=False).replace("\0", " ")
+
+
+def _finite_list(values) -> list[float | None]:
+    """JSON-safe floats: non-finite values (and masked cells) as ``None``."""
+    out = []
+    for v in np.ma.filled(np.ma.asarray(values, dtype=float).ravel(), np.nan):
+        out.append(float(v) if math.isfinite(v) else None)
+    return out
+
+
+def drawn_panels(fig) -> list[dict[str, Any]]:
+    """What each panel of ``fig`` (its axes other than colour bars) drew, in data coordinates: ``lines`` (data
+    lines; reference lines such as ``axhline`` are left out), ``bands`` (filled areas: their outline's y
+    values, e.g. a ± 1 std band or a histogram's steps), ``points`` (scatter markers), ``cells`` (a heat
+    map's values) and ``notes`` (texts such as "no records"), with the panel's title, labels and scales."""
+    panels = []
+    for ax in fig.axes:
+        if hasattr(ax, "_colorbar"):
+            continue
+        lines, bands, points, cells = [], [], [], []
+        for line in ax.get_lines():
+            if line.get_transform() != ax.transData:
+                continue  # axhline/axvline: drawn in axes coordinates, not data
+            lines.append(
+                {
+                    "label": str(line.get_label()),
+                    "x": _finite_list(line.get_xdata()),
+                    "y": _finite_list(line.get_ydata()),
+                }
+            )
+        for coll in ax.collections:
+            array = coll.get_array()
+            if array is not None and isinstance(coll, matplotlib.collections.QuadMesh):
+                cells.append(_finite_list(array))
+                continue
+            offsets = np.asarray(coll.get_offsets())
+            if isinstance(coll, matplotlib.collections.PathCollection) and len(offsets):
+                points.append({"x": _finite_list(offsets[:, 0]), "y": _finite_list(offsets[:, 1])})
+                continue
+            for path in coll.get_paths():
+                if len(path.vertices):
+                    bands.append(
+                        {"x": _finite_list(path.vertices[:, 0]), "y": _finite_list(path.vertices[:, 1])}
+                    )
+        panels.append(
+            {
+                "title": ax.get_title(),
+                "xlabel": ax.get_xlabel(),
+                "ylabel": ax.get_ylabel(),
+                "xscale": ax.get_xscale(),
+                "yscale": ax.get_yscale(),
+                "lines": lines,
+                "bands": bands,
+                "points": points,
+                "cells": cells,
+                "notes": [t.get_text() for t in ax.texts if not cells],
+            }
+        )
+    return panels
+
+
+def panel_values(panel: Mapping[str, Any]) -> list[float]:
+    """The finite y values (and heat-map cells) a panel of :func:`drawn_panels` drew."""
+    values = [v for kind in ("lines", "bands", "points") for item in panel[kind] for v in item["y"]]
+    values += [v for cells in panel["cells"] for v in cells]
+    return [v for v in values if v is not None]
+
+
+def labels_outside(fig) -> list[str]:
+    """The axis labels, panel titles and the figure title that do not lie within the figure (clipped)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = [t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+    if fig._suptitle is not None:
+        texts.append(fig._suptitle)
+    out = []
+    for t in texts:
+        if not t.get_text() or not t.get_visible():
+            continue
+        ext = t.get_window_extent(renderer)
+        if ext.x0 < box.x0 - 1 or ext.y0 < box.y0 - 1 or ext.x1 > box.x1 + 1 or ext.y1 > box.y1 + 1:
+            out.append(t.get_text())
+    return out
+
+
+def mean_band(
+    ax,
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    spread: str = "sd",
+    bounds: tuple[float | None, float | None] = (None, None),
+    log: bool = False,
+    **line_kw,
+):
+    """Draw the mean of ``y`` over the rows of each ``x`` (the seeds) as a line and its spread over them as a
+    band (``sd``: mean ± 1 std; ``range``: min-max), the band clipped to ``bounds`` (the metric's range, e.g.
+    an error in [0, 100]) and, on a log axis, to positive values. Non-finite values are left out; a single
+    seed draws no band. Returns the line (``None`` when no value is finite)."""
+    df = df[np.isfinite(df[y].astype(float))]
+    if log:
+        df = df[df[y] > 0]
+    if df.empty:
+        return None
+    stats = df.groupby(x)[y].agg(["mean", "std", "min", "max", "count"]).sort_index()
+    line = ax.plot(stats.index, stats["mean"], **line_kw)[0]
+    if stats["count"].max() > 1:
+        if spread == "range":
+            lo, hi = stats["min"], stats["max"]
+        else:
+            std = stats["std"].fillna(0.0)
+            lo, hi = stats["mean"] - std, stats["mean"] + std
+        lo, hi = lo.clip(lower=bounds[0], upper=bounds[1]), hi.clip(lower=bounds[0], upper=bounds[1])
+        if log:  # a band below 0 on a log axis: its lower edge at a tenth of the smallest mean
+            lo = lo.where(lo > 0, stats["mean"].min() / 10)
+        ax.fill_between(stats.index, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    return line
+
+
+# The paper figures each builder draws (the `reproduces` keys of an experiment that name one title it).
+PAPER_FIGURES: dict[str, tuple[str, ...]] = {
+    "curves": (
+        "zaeemzadeh2020/fig4",
+        "zaeemzadeh2020/fig5",
+        "jia2017/fig2",
+        "oyedotun2020/fig3",
+        "oyedotun2020/fig4",
+        "xie2017/fig5",
+    ),
+    "fig2_grid": ("zaeemzadeh2020/fig2",),
+    "grad_norm_ratio": ("zaeemzadeh2020/fig3",),
+    "backward_moments": ("xie2017/fig3",),
+    "weight_correlation": ("xie2017/fig2",),
+    "singular_values": ("jia2017/fig1",),
+    "sv_histograms": ("jia2017/fig1",),
+    "weight_condition": ("oyedotun2020/fig11",),
+    "hidden_condition": ("oyedotun2020/fig13",),
+    "activation_dist": ("oyedotun2020/fig5",),
+    "weight_dist": ("oyedotun2020/fig5",),
+}
+
+
+@functools.cache
+def _protocol_labels(paper: str) -> dict[str, str]:
+    """The labels of a paper's protocols in ``normbench/references/<paper>.yaml`` (``fig5`` -> ``Fig. 5-7``)."""
+    import yaml
+
+    try:
+        text = resources.files("normbench.references").joinpath(f"{paper}.yaml").read_text()
+    except (FileNotFoundError, ModuleNotFoundError):
+        return {}
+    protocols = (yaml.safe_load(text) or {}).get("protocols") or {}
+    return {k: str(v["label"]) for k, v in protocols.items() if isinstance(v, dict) and v.get("label")}
+
+
+def paper_figure_label(key: str) -> str:
+    """``zaeemzadeh2020/fig3`` -> ``Zaeemzadeh et al. 2020, Fig. 3`` (the reference file's label if any)."""
+    paper, _, fig = key.partition("/")
+    m = re.fullmatch(r"([a-z]+)(\d{4})", paper)
+    who = f"{m.group(1).capitalize()} et al. {m.group(2)}" if m else paper
+    n = re.fullmatch(r"fig(\w+)", fig)
+    label = _protocol_labels(paper).get(fig) or (f"Fig. {n.group(1)}" if n else fig)
+    return f"{who}, {label}"
+
+
+def figure_title(runs: list[Run], kind: str, title: str = "") -> str:
+    """The title of a ``kind`` figure of ``runs``: the paper figures it reproduces, named by the runs'
+    ``reproduces`` lists (e.g. ``Zaeemzadeh et al. 2020, Fig. 3 (proxy: digits)``), with the experiments drawn;
+    ``title`` (the experiment key) when no run's list names a figure this kind draws."""
+    keys = [
+        k
+        for k in dict.fromkeys(k for r in runs for k in r.config.get("reproduces") or [])
+        if k in PAPER_FIGURES.get(kind, ())
+    ]
+    if not keys:
+        return title
+    by_paper: dict[str, list[str]] = {}
+    for key in keys:
+        who, _, label = paper_figure_label(key).partition(", ")
+        by_paper.setdefault(who, []).append(label)
+    names = "; ".join(f"{who}, {', '.join(labels)}" for who, labels in by_paper.items())
+    data = []
+    for r in runs:
+        ds, paper_ds = r.config.get("dataset"), r.config.get("paper_dataset")
+        if ds:
+            data.append(f"proxy: {ds}" if paper_ds and paper_ds != ds else str(ds))
+    data = list(dict.fromkeys(data))
+    experiments = list(dict.fromkeys(str(r.config.get("experiment", "")) for r in runs))
+    text = names + (f" ({', '.join(data)})" if data else "")
+    return text + f"; experiment{'s' if len(experiments) > 1 else ''} {', '.join(experiments)}"
 
 
 def no_data(ax, text: str = "no records") -> None:
@@ -141,19 +355,21 @@ def _variant(name: str, method: str) -> str:
 def plot_curves(
     runs: list[Run], out_stem: str | Path, title: str = "", layout: Mapping[str, Any] | None = None
 ) -> list[Path]:
-    """Error and loss per epoch, one column per depth (see the module docstring); writes PNG and PDF."""
+    """Error and loss per epoch, one column per depth (see the module docstring); writes PNG, PDF and JSON.
+    The bands are clipped to the metric's range: errors to [0, 100], losses to positive values."""
     opts = layout_options(layout)
     df = curves_frame(runs, opts["depths"])
     if not df.empty:
         df = df[df["split"].isin(opts["splits"])]
     depths = sorted(d for d in df["depth"].dropna().unique()) if not df.empty else []
-    by_depth = opts["panels"] == "depth" or (opts["panels"] == "auto" and len(depths) > 1)
+    by_depth = bool(depths) and (opts["panels"] == "depth" or (opts["panels"] == "auto" and len(depths) > 1))
     if not df.empty:
         # the hue: the model, its depth digits dropped when the depth is the panel, and the method
         df["variant"] = [_variant(m, k) for m, k in zip(df["family" if by_depth else "model"], df["method"])]
-        df["panel"] = df["depth"] if by_depth else 0
-    panels = depths if by_depth else [0]
-    errorbar, spread_text = SPREADS[opts["spread"]]
+        # a run without a registry depth gets a panel of its own rather than none
+        df["panel"] = df["depth"].fillna(-1) if by_depth else 0
+    panels = [*depths, *([-1] if by_depth and (df["panel"] == -1).any() else [])] if by_depth else [0]
+    spread_text = SPREADS[opts["spread"]][1]
     variants = list(dict.fromkeys(df["variant"])) if not df.empty else []
     palette = dict(zip(variants, sns.color_palette("colorblind", max(1, len(variants)))))
     sns.set_theme(style="whitegrid", context="paper")
@@ -169,31 +385,33 @@ def plot_curves(
         sub = df[df["panel"] == panel] if not df.empty else df
         for row, (metric, label) in enumerate(METRIC_AXES):
             ax = axes[row][col]
-            if sub.empty:
+            log = metric == "loss" and opts["loss_scale"] == "log"
+            drawn = False
+            if not sub.empty:
+                for (var, split), g in sub.groupby(["variant", "split"], sort=False):
+                    line = mean_band(
+                        ax,
+                        g,
+                        "epoch",
+                        metric,
+                        spread=opts["spread"],
+                        bounds=METRIC_BOUNDS[metric],
+                        log=log,
+                        color=palette[var],
+                        ls=SPLIT_LINE[split],
+                        lw=1.4,
+                        label=f"{var} ({split})",
+                    )
+                    drawn = drawn or line is not None
+            if not drawn:
                 no_data(ax, "no completed epochs")
-            else:
-                sns.lineplot(
-                    data=sub,
-                    x="epoch",
-                    y=metric,
-                    hue="variant",
-                    hue_order=[v for v in variants if v in set(sub["variant"])],
-                    palette=palette,
-                    style="split",
-                    style_order=[s for s in ("test", "train") if s in opts["splits"]],
-                    dashes=SPLIT_STYLE,
-                    estimator="mean",
-                    errorbar=errorbar,
-                    ax=ax,
-                    legend=False,
-                )
-                if metric == "loss" and opts["loss_scale"] == "log":
-                    ax.set_yscale("log")
+            elif log:
+                ax.set_yscale("log")
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             ax.set_xlabel("epoch" if row == len(METRIC_AXES) - 1 else "")
             ax.set_ylabel(label if col == 0 else "")
             if row == 0 and by_depth:
-                ax.set_title(f"depth {int(panel)}")
+                ax.set_title(f"depth {int(panel)}" if panel != -1 else "depth unknown")
     handles = [plt.Line2D([], [], color=palette[v], lw=2) for v in variants]
     handles += [plt.Line2D([], [], color="0.3", ls=SPLIT_LINE[s]) for s in opts["splits"]]
     labels = [*variants, *opts["splits"]]
@@ -204,6 +422,7 @@ def plot_curves(
     caption = f"line: mean over {seeds} seeds, band: {spread_text} over seeds"
     if proxy:
         caption += "; PROXY stand-in networks"
+    title = figure_title(runs, "curves", title)
     return save_figure(fig, out_stem, f"{title}\n{caption}" if title else caption)
 
 
@@ -293,6 +512,7 @@ def plot_fig2_grid(
         rf"ratio $\|\partial E/\partial x_{{l+1}}\| \,/\, \|\partial E/\partial x_l\|$ of the Conv-ReLU layer at epoch {epoch}, "
         f"mean over {runs_n} runs (annotated; colour: log10)"
     )
+    title = figure_title(runs, "fig2_grid", title)
     return save_figure(fig, out_stem, f"{title}\n{caption}" if title else caption)
 
 

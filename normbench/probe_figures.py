@@ -1,7 +1,8 @@
 """Figures of the probes recorded in run logs (``{"kind": "probe"}`` records), one builder per probe name.
 
 Each builder takes the runs of one experiment and draws the paper's layout from their logs alone, mean over
-seeds (seaborn's ``errorbar="sd"`` band where a line is drawn):
+seeds (a ± 1 std band clipped to the quantity's range where a line is drawn: :func:`normbench.figures.mean_band`)
+and writes PNG, PDF and the JSON of what it drew (:func:`normbench.figures.save_figure`):
 
 - ``grad_norm_ratio``: Zaeemzadeh Fig. 3, ||dE/dx_{l+1}|| / ||dE/dx_l|| per block over epochs (log axis),
   transition blocks dark, the others light; one row per depth and one column per architecture (+ method) when
@@ -23,15 +24,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from normbench.figures import method_label, model_depth, no_data, save_figure  # noqa: E402
+from normbench.figures import (  # noqa: E402
+    figure_title,
+    mean_band,
+    method_label,
+    model_depth,
+    no_data,
+    save_figure,
+)
 from normbench.probes._common import as_float  # noqa: E402
 from normbench.runs import Run  # noqa: E402
+
+GRAD_RATIO_LABEL = r"$\|\partial E/\partial x_{l+1}\| \,/\, \|\partial E/\partial x_l\|$"
 
 
 def variant(run: Run, strip_depth: bool = False) -> str:
@@ -84,22 +95,31 @@ def plot_grad_norm_ratio(
         for b in res
     ]
     df = pd.DataFrame(rows)
-    # Fig. 3's layout: one row per depth, one column per architecture, when the runs span several depths
+    # Fig. 3's layout: one row per depth, one column per architecture, when the runs span several depths;
+    # else one row and a column per variant. The cells are keyed by plain labels (a depth of None would
+    # become NaN in a groupby key, and NaN never equals itself: every panel of one depth was blank).
     by_depth = not df.empty and df["depth"].nunique() > 1
     if df.empty:
-        cells, row_keys, col_keys = {}, [None], [""]
+        cells, row_keys, col_keys = {}, [""], [""]
     else:
-        rkey, ckey = ("depth", "family") if by_depth else (None, "variant")
-        row_keys = sorted(df["depth"].unique()) if by_depth else [None]
-        col_keys = list(dict.fromkeys(df[ckey]))
-        cells = {
-            (rv, cv): g
-            for (rv, cv), g in df.groupby([rkey or (lambda _: None), ckey], sort=False, dropna=False)
-        }
+        if by_depth:
+            df["row"] = [
+                f"depth {int(d)}" if d == d and d is not None else "depth unknown" for d in df["depth"]
+            ]
+            order = sorted(df["depth"].dropna().unique())
+            row_keys = [f"depth {int(d)}" for d in order] + (
+                ["depth unknown"] if df["depth"].isna().any() else []
+            )
+            df["col"] = df["family"]
+        else:
+            df["row"], row_keys = "", [""]
+            df["col"] = df["variant"]
+        col_keys = list(dict.fromkeys(df["col"]))
+        cells = {key: g for key, g in df.groupby(["row", "col"], sort=False)}
     fig, axes = plt.subplots(
         len(row_keys),
         len(col_keys),
-        figsize=(4.2 * len(col_keys), 3.2 * len(row_keys)),
+        figsize=(4.2 * len(col_keys) + 0.8, 3.2 * len(row_keys) + 0.6),
         squeeze=False,
         sharey=True,
         sharex=True,
@@ -107,30 +127,45 @@ def plot_grad_norm_ratio(
     for i, rv in enumerate(row_keys):
         for j, cv in enumerate(col_keys):
             ax, sub = axes[i][j], cells.get((rv, cv))
+            if sub is not None:  # a log axis: non-finite and non-positive ratios are not drawn
+                sub = sub[sub["ratio"].map(math.isfinite) & (sub["ratio"] > 0)]
             if sub is None or sub.empty:
                 no_data(ax)
             else:
                 mean = sub.groupby(["block", "transition", "epoch"], as_index=False)["ratio"].mean()
-                for (_block, kind), g in mean.groupby(["block", "transition"]):
+                for (block, kind), g in mean.groupby(["block", "transition"]):
                     ax.plot(
                         g["epoch"],
                         g["ratio"],
                         color="#1f3d7a" if kind == "transition" else "#9fb6e0",
                         lw=1.6 if kind == "transition" else 0.8,
                         zorder=3 if kind == "transition" else 2,
+                        label=f"block {block}",
                     )
                 ax.set_yscale("log")
                 ax.axhline(1.0, color="k", lw=0.6, ls=":")
-            ax.set_title(f"{cv}, depth {int(rv)}" if rv is not None else cv)
+            ax.set_title(f"{cv}, {rv}" if rv else cv)
             ax.set_xlabel("epoch" if i == len(row_keys) - 1 else "")
-    axes[0][0].set_ylabel("gradient norm ratio ||dE/dx_{l+1}|| / ||dE/dx_l||")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    for i in range(len(row_keys)):
+        axes[i][0].set_ylabel(GRAD_RATIO_LABEL)
     handles = [plt.Line2D([], [], color="#1f3d7a", lw=1.6), plt.Line2D([], [], color="#9fb6e0", lw=0.8)]
-    axes[0][-1].legend(handles, ["transition blocks", "non-transition blocks"], fontsize=7)
-    return save_figure(fig, out_stem, f"{title}: gradient norm ratio per block (mean over seeds)")
+    axes[0][-1].legend(handles, ["transition blocks", "non-transition blocks"], fontsize=7, loc="best")
+    seeds = int(df.groupby("variant")["seed"].nunique().max()) if not df.empty else 0
+    caption = f"gradient norm ratio per block, mean over {seeds} seeds"
+    return save_figure(fig, out_stem, f"{figure_title(runs, 'grad_norm_ratio', title)}\n{caption}")
 
 
 def _epoch_series(
-    runs: list[Run], name: str, value: Callable, ylabel: str, out_stem: Path, title: str, log: bool = False
+    runs: list[Run],
+    name: str,
+    value: Callable,
+    ylabel: str,
+    out_stem: Path,
+    title: str,
+    caption: str,
+    log: bool = False,
+    bounds: tuple[float | None, float | None] = (None, None),
 ) -> list[Path]:
     df = pd.DataFrame(
         [
@@ -139,17 +174,25 @@ def _epoch_series(
         ]
     )
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    if df.empty:
+    drawn = False
+    if not df.empty:
+        for var, g in df.groupby("variant", sort=False):
+            line = mean_band(
+                ax, g, "epoch", "value", bounds=bounds, log=log, marker="o", markersize=3, label=var
+            )
+            drawn = drawn or line is not None
+    if not drawn:
         no_data(ax)
     else:
-        sns.lineplot(
-            data=df, x="epoch", y="value", hue="variant", errorbar="sd", marker="o", markersize=3, ax=ax
-        )
+        ax.legend(fontsize=7)
         if log:
             ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
-    return save_figure(fig, out_stem, title)
+    seeds = int(df.groupby("variant")["seed"].nunique().max()) if not df.empty else 0
+    caption = f"{caption}, mean over {seeds} seeds (band: ± 1 std)"
+    return save_figure(fig, out_stem, f"{figure_title(runs, name, title)}\n{caption}")
 
 
 def plot_backward_moments(runs, out_stem, title, layout=None):
@@ -161,10 +204,12 @@ def plot_backward_moments(runs, out_stem, title, layout=None):
         runs,
         "backward_moments",
         first_over_last,
-        "q¹ / q^L (backward error 2nd moment)",
+        r"$q^1 / q^L$ (backward error, 2nd moment)",
         out_stem,
-        f"{title}: backward error, first over last layer",
+        title,
+        "backward error, first over last layer",
         log=True,
+        bounds=(0.0, None),
     )
 
 
@@ -173,9 +218,11 @@ def plot_weight_correlation(runs, out_stem, title, layout=None):
         runs,
         "weight_correlation",
         lambda res: as_float(res["mean"]),
-        "mean filter correlation (Xie Eq. 8)",
+        r"mean filter correlation $\bar{s}$ (Xie Eq. 8)",
         out_stem,
-        f"{title}: weight correlation",
+        title,
+        "weight correlation among filters",
+        bounds=(-1.0, 1.0),
     )
 
 
@@ -187,6 +234,8 @@ def plot_singular_values(runs, out_stem, title, layout=None, name="singular_valu
         for sv in layer["singular_values"]
     ]
     df = pd.DataFrame(rows)
+    if not df.empty:
+        df = df[df["singular value"].map(math.isfinite)]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     if df.empty:
         no_data(ax)
@@ -201,11 +250,13 @@ def plot_singular_values(runs, out_stem, title, layout=None, name="singular_valu
             bins=50,
             ax=ax,
         )
+    ax.set_xlabel(r"singular value $\sigma$ of a layer's weight matrix")
     ax.set_ylabel("fraction of singular values")
-    return save_figure(fig, out_stem, f"{title}: weight singular values at the last probe (all seeds)")
+    caption = "weight singular values of all layers at the last probe (all seeds)"
+    return save_figure(fig, out_stem, f"{figure_title(runs, name, title)}\n{caption}")
 
 
-def _per_layer(runs, name, key, ylabel, out_stem, title, log=True) -> list[Path]:
+def _per_layer(runs, name, key, ylabel, out_stem, title, caption, log=True) -> list[Path]:
     rows = [
         {"variant": variant(r), "seed": r.config["seed"], "layer": i, "value": as_float(layer[key])}
         for r, res in last_probe(runs, name)
@@ -213,33 +264,34 @@ def _per_layer(runs, name, key, ylabel, out_stem, title, log=True) -> list[Path]
     ]
     df = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    if df.empty:
-        no_data(ax)
-    else:
+    drawn = False
+    if not df.empty:
         finite = df[df["value"].map(math.isfinite)]
-        if not finite.empty:
-            sns.lineplot(
-                data=finite,
-                x="layer",
-                y="value",
-                hue="variant",
-                errorbar="sd",
-                marker="o",
-                markersize=3,
-                ax=ax,
+        for var, g in finite.groupby("variant", sort=False):
+            # a condition number is at least 1: the ± 1 std band is clipped there
+            line = mean_band(
+                ax, g, "layer", "value", bounds=(1.0, None), log=log, marker="o", markersize=3, label=var
             )
-        if log:
-            ax.set_yscale("log")
+            drawn = drawn or line is not None
         inf = df[df["value"] == float("inf")]
         if not inf.empty:
             top = finite["value"].max() * 3 if not finite.empty else 10.0
             ax.scatter(
                 inf["layer"], [top] * len(inf), marker="x", color="crimson", label="infinite", zorder=5
             )
-            ax.legend(fontsize=7)
+            drawn = True
+        if drawn and log:
+            ax.set_yscale("log")
+    if drawn:
+        ax.legend(fontsize=7)
+    else:
+        no_data(ax)
     ax.set_xlabel("layer (forward order)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
-    return save_figure(fig, out_stem, title)
+    seeds = int(df.groupby("variant")["seed"].nunique().max()) if not df.empty else 0
+    caption = f"{caption} at the last probe, mean over {seeds} seeds (band: ± 1 std)"
+    return save_figure(fig, out_stem, f"{figure_title(runs, name, title)}\n{caption}")
 
 
 def plot_distribution(runs, out_stem, title, name):
@@ -258,18 +310,24 @@ def plot_distribution(runs, out_stem, title, name):
             )
     df = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    if df.empty:
-        no_data(ax)
-    else:
-        for var, g in df.groupby("variant", sort=False):
-            g = g.groupby("layer", as_index=False).mean(numeric_only=True)
-            line = ax.plot(g["layer"], g["median"], marker="o", markersize=3, label=var)[0]
-            ax.fill_between(g["layer"], g["q05"], g["q95"], color=line.get_color(), alpha=0.2)
+    drawn = False
+    for var, g in df.groupby("variant", sort=False) if not df.empty else []:
+        g = g.groupby("layer", as_index=False).mean(numeric_only=True)
+        g = g[g["median"].map(math.isfinite)]
+        if g.empty:
+            continue
+        line = ax.plot(g["layer"], g["median"], marker="o", markersize=3, label=var)[0]
+        ax.fill_between(g["layer"], g["q05"], g["q95"], color=line.get_color(), alpha=0.2, lw=0)
+        drawn = True
+    if drawn:
         ax.legend(fontsize=7)
-    ax.set_xlabel("layer index")
-    ax.set_ylabel("value (median, 5-95% band)")
+    else:
+        no_data(ax)
+    ax.set_xlabel("layer index (forward order)")
     kind = "activations" if name == "activation_dist" else "weights"
-    return save_figure(fig, out_stem, f"{title}: distribution of {kind} at the last probe")
+    ax.set_ylabel(f"{kind[:-1]} value (median, 5-95% band)")
+    caption = f"distribution of {kind} per layer at the last probe (mean over seeds)"
+    return save_figure(fig, out_stem, f"{figure_title(runs, name, title)}\n{caption}")
 
 
 # Every figure takes (runs, out_stem, title, layout); only Fig. 3's reads a layout (its depths map).
@@ -285,17 +343,19 @@ PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str, dict | None], list[Path
         runs,
         "weight_condition",
         "kappa",
-        "weight condition number (HOSVD)",
+        r"weight condition number $\kappa$ (HOSVD)",
         out,
-        f"{title}: weight condition numbers at the last probe",
+        title,
+        "weight condition numbers",
     ),
     "hidden_condition": lambda runs, out, title, layout=None: _per_layer(
         runs,
         "hidden_condition",
         "kappa",
-        "representation condition number",
+        r"representation condition number $\kappa$",
         out,
-        f"{title}: hidden-representation condition numbers at the last probe",
+        title,
+        "hidden-representation condition numbers",
     ),
     "activation_dist": lambda runs, out, title, layout=None: plot_distribution(
         runs, out, title, "activation_dist"

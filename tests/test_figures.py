@@ -47,7 +47,7 @@ def test_curves_one_column_per_depth(tmp_path, captured):
     models = ["plain20", "plain83", "plain164", "preact_resnet20", "preact_resnet83", "preact_resnet164"]
     runs = [make_run(tmp_path, m, s) for m in models for s in (0, 1)]
     paths = figures.plot_curves(runs, tmp_path / "fig" / "curves", "Fig. 4", {"spread": "range"})
-    assert [p.name for p in paths] == ["curves.png", "curves.pdf"] and all(
+    assert [p.name for p in paths] == ["curves.png", "curves.pdf", "curves.json"] and all(
         p.stat().st_size > 0 for p in paths
     )
     panels, titles = captured[0]
@@ -119,6 +119,9 @@ def test_fig2_study_end_to_end(tmp_path, tiny_config, captured):
     assert all(p.stat().st_size > 0 for p in paths)
     panels, titles = captured[-1]
     assert [t for t in titles if t] == ["(a) with projection (procrustes)", "(b) without projection"]
+    saved = json.loads(paths[-1].read_text())  # what was drawn: each panel's heat-map cells, finite
+    assert [len(figures.panel_values(p)) for p in saved["panels"]] == [2, 2]
+    assert saved["title"].startswith("Zaeemzadeh et al. 2020, Fig. 2 (proxy: digits)")
     csv = pd.read_csv(tmp_path / "figures" / "fig2" / "fig2_grid.csv")
     assert len(csv) == 4 and set(csv["runs"]) == {1} and set(csv["method"]) == {"none", "procrustes"}
 
