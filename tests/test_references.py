@@ -22,6 +22,7 @@ import yaml
 
 from normbench.references import (
     CHECKS,
+    RECIPE_KEYS,
     Claim,
     Reference,
     ReferenceError,
@@ -627,3 +628,132 @@ def test_docs_counts_are_current():
             sum(r.paper == paper for r in REFS),
             sum(c.paper == paper for c in CLAIMS),
         ), paper
+
+
+# ------------------------------------------------------------------------------------- training recipes
+
+RECIPE_NUMBERS = ("batch_size", "lr", "momentum", "weight_decay")
+
+
+def _recipe_cases() -> list[tuple[str, str, str, str | None, float]]:
+    """(paper, protocol, key, data set or None, value) for every non-null number of every recipe."""
+    cases = []
+    for path in FILES:
+        doc = _raw(path)
+        for name, proto in doc["protocols"].items():
+            for key in RECIPE_NUMBERS:
+                value = (proto.get("recipe") or {}).get(key)
+                per = value if isinstance(value, dict) else {None: value}
+                cases += [(doc["paper"], name, key, ds, v) for ds, v in per.items() if v is not None]
+    return cases
+
+
+def _number_spellings(value: float) -> set[str]:
+    """How a transcription may print ``value``: 128, 0.1, 0.0001, 10^{-4}, 1e-4."""
+    if float(value).is_integer():
+        return {str(int(value))}
+    out = {f"{value:g}", f"{value:f}".rstrip("0")}
+    exponent = math.log10(value)
+    if abs(exponent - round(exponent)) < 1e-9:
+        k = round(exponent)
+        out |= {f"10^{{{k}}}", f"10^{k}", f"1e{k}", f"10−{-k}" if k < 0 else f"10{k}"}
+    return out
+
+
+def _number_in_text(text: str, value: float) -> bool:
+    """``value`` is printed in ``text`` as a whole number (0.1 does not match 0.15 or 10.1)."""
+    return any(re.search(rf"(?<![\d.]){re.escape(s)}(?!\d)", text) for s in _number_spellings(value))
+
+
+def test_every_runnable_protocol_has_a_recipe():
+    missing = [
+        f"{_raw(p)['paper']}/{name}"
+        for p in FILES
+        for name, proto in _raw(p)["protocols"].items()
+        if not proto.get("config_only", False) and "recipe" not in proto
+    ]
+    assert not missing, f"protocols without a recipe block: {missing}"
+
+
+@pytest.mark.parametrize("paper, protocol, key, dataset, value", _recipe_cases(), ids=str)
+def test_recipe_numbers_are_in_the_paper_text(paper, protocol, key, dataset, value):
+    assert _number_in_text(_paper_text(paper), value), (
+        f"{paper}/{protocol} recipe {key} = {value} ({dataset or 'all data sets'}) is not printed in "
+        f"{PAPERS[paper]}"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, value, found",
+    [
+        ("momentum of 0.9, and weight decay of 0.0001;", 0.0001, True),
+        ("weight decay of 10^{-4} and batch size of 128.", 0.0001, True),
+        ("weight decay of 10^{-4} and batch size of 128.", 128, True),
+        ("batch size of 1280", 128, False),
+        ("learning rate 0.15", 0.1, False),
+        ("learning rate 10.1", 0.1, False),
+        ("learning rate 0.5", 0.05, False),
+    ],
+)
+def test_recipe_number_check_can_fail(text, value, found):
+    assert _number_in_text(text, value) is found
+
+
+def test_recipes_are_carried_into_references_and_claims():
+    jia3 = {r.dataset: r.recipe["batch_size"] for r in REFS if r.paper == "jia2017" and r.table == "table3"}
+    assert jia3 == {"cifar10": 64, "cifar100": 128}  # "batchsize of 64 for CIFAR10 and 128 for CIFAR100"
+    for item in [*REFS, *CLAIMS]:
+        assert set(item.recipe) == set(RECIPE_KEYS), item
+        assert not any(isinstance(v, dict) for v in item.recipe.values()), item
+    z1 = next(r for r in REFS if r.paper == "zaeemzadeh2020" and r.table == "table1")
+    assert z1.recipe == {
+        "batch_size": 128,
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "nesterov": None,
+        "weight_decay": 0.0001,
+        "init": "he",
+        "preprocess": "per_channel",
+        "augment": "shift_flip",
+    }
+
+
+def test_recipe_is_optional_and_defaults_to_empty(tmp_path, good_doc):
+    path = _write(tmp_path, good_doc)
+    assert parse_reference_file(path)[0].recipe == {}
+    assert parse_claims_file(path)[0].recipe == {}
+
+
+_GOOD_RECIPE = dict.fromkeys(RECIPE_KEYS)
+
+
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        ({**_GOOD_RECIPE, "schedule": "step"}, "schedule"),
+        ({k: v for k, v in _GOOD_RECIPE.items() if k != "lr"}, "lr"),
+        ({**_GOOD_RECIPE, "optimizer": "lbfgs"}, "recipe"),
+        ({**_GOOD_RECIPE, "batch_size": "128"}, "recipe"),
+        ({**_GOOD_RECIPE, "nesterov": "yes"}, "recipe"),
+        ({**_GOOD_RECIPE, "preprocess": "zca"}, "recipe"),
+        ({**_GOOD_RECIPE, "batch_size": {"svhn": 64}}, "recipe"),
+    ],
+)
+def test_schema_rejects_bad_recipes(tmp_path, good_doc, recipe, message):
+    doc = copy.deepcopy(good_doc)
+    doc["protocols"]["table1"]["recipe"] = recipe
+    with pytest.raises(ReferenceError, match=message):
+        parse_reference_file(_write(tmp_path, doc))
+
+
+def test_docs_define_every_recipe_word():
+    text = DOCS.read_text()
+    words = set()
+    for p in FILES:
+        for proto in _raw(p)["protocols"].values():
+            for key in ("optimizer", "init", "preprocess", "augment"):
+                v = (proto.get("recipe") or {}).get(key)
+                words |= {w for w in (v.values() if isinstance(v, dict) else [v]) if w is not None}
+    undocumented = sorted(w for w in words if f"`{w}`" not in text)
+    assert not undocumented, f"recipe values not defined in {DOCS.name}: {undocumented}"

@@ -5,6 +5,11 @@ Each entry is one number of a paper's table, figure or text, with its table id, 
 name, units, the paper's statistic over runs, the number of runs and the protocol it was measured under
 (inherited from the file's ``protocols`` section). :func:`load_references` returns them flat.
 
+Each protocol may carry a ``recipe``: the training recipe as the paper's text states it (:data:`RECIPE_KEYS`,
+each ``None`` where the paper is silent). Entries and claims inherit it as ``recipe``, a plain dict, with any
+per-data-set value (``{cifar10: 64, cifar100: 128}``) resolved for the entry's (the claim's protocol's) data
+set; an empty dict where the protocol has no recipe.
+
 Each claim is a qualitative statement of a paper with a named check from a fixed vocabulary and the
 arguments that check needs (models, methods, metric, thresholds). :func:`load_claims` returns them flat.
 """
@@ -35,6 +40,19 @@ CHECKS = (
     "all_finite",
 )
 """The claim-check vocabulary (semantics: ``docs/references.md``)."""
+
+RECIPE_KEYS = (
+    "batch_size",
+    "optimizer",
+    "lr",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "init",
+    "preprocess",
+    "augment",
+)
+"""The keys of a protocol's ``recipe`` (meaning and vocabularies: ``docs/references.md``)."""
 
 
 class ReferenceError(ValueError):
@@ -68,6 +86,7 @@ class Reference:
     baseline: dict[str, Any] | None = None
     quote: str = ""
     config_only: bool = False
+    recipe: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -103,6 +122,7 @@ class Claim:
     note: str = ""
     source: str = ""
     config_only: bool = False
+    recipe: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -172,6 +192,12 @@ def _protocol(path: Path, doc: dict, where: str, table: str) -> dict:
     return proto
 
 
+def _recipe(proto: dict, dataset: str) -> dict[str, Any]:
+    """The protocol's recipe with per-data-set values (mappings) resolved for ``dataset``; {} if none."""
+    recipe = proto.get("recipe") or {}
+    return {k: (v.get(dataset) if isinstance(v, dict) else v) for k, v in recipe.items()}
+
+
 def parse_reference_file(path: str | Path) -> list[Reference]:
     """Validate one paper's file and return its entries with their protocol filled in."""
     path = Path(path)
@@ -183,6 +209,7 @@ def parse_reference_file(path: str | Path) -> list[Reference]:
             metric_info(e["metric"])
         except UnknownMetricError as err:
             raise ReferenceError(f"{path}: entries.{i}: {err}") from None
+        dataset = e.get("dataset", proto["dataset"])
         ref = Reference(
             paper=doc["paper"],
             table=e["table"],
@@ -193,7 +220,7 @@ def parse_reference_file(path: str | Path) -> list[Reference]:
             units=e["units"],
             statistic=e["statistic"],
             value=e["value"],
-            dataset=e.get("dataset", proto["dataset"]),
+            dataset=dataset,
             runs=e.get("runs", proto.get("runs")),
             epochs=proto.get("epochs"),
             protocol=proto["description"].strip(),
@@ -208,6 +235,7 @@ def parse_reference_file(path: str | Path) -> list[Reference]:
             baseline=e.get("baseline"),
             quote=e.get("quote", ""),
             config_only=proto.get("config_only", False),
+            recipe=_recipe(proto, dataset),
         )
         if ref.id in seen:
             raise ReferenceError(f"{path}: entries.{i}: duplicate entry {ref.id}")
@@ -243,6 +271,7 @@ def parse_claims_file(path: str | Path) -> list[Claim]:
                 note=" ".join(c.get("note", "").split()),
                 source=doc["source"],
                 config_only=proto.get("config_only", False),
+                recipe=_recipe(proto, proto["dataset"]),
             )
         )
     return out
