@@ -87,6 +87,10 @@ from normbench.verdicts.statistics import CONFIDENCE, welch_df
 
 SD_RATIO_BAND = 2.0
 """A std row agrees when ours / paper lies in [1/2, 2] (compared on the log scale)."""
+SPREAD_RULE = (
+    f"spread: REPRODUCED when the {CONFIDENCE:.0%} chi-square interval of ours/paper lies in "
+    f"[1/{SD_RATIO_BAND:g}, {SD_RATIO_BAND:g}]; DEVIATES when it lies wholly outside"
+)
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 
@@ -306,7 +310,11 @@ def _row(ref: Reference, tol: Tolerance | None) -> dict[str, Any]:
         "incomplete": 0,  # logs that stop before the configured epochs: excluded
         "delta": nan,  # ours - paper
         "tolerance": nan,  # the floor f: the band [-f, f] around the paper's value
-        "rule": tol.rule() if tol is not None else metric_info(ref.metric).how,
+        "rule": SPREAD_RULE
+        if ref.statistic == "std"
+        else tol.rule()
+        if tol is not None
+        else metric_info(ref.metric).how,
         "verdict": "NOT RUN",
         "protocol_differences": "",
         "estimator": "",
@@ -455,10 +463,7 @@ def _judge_spread(row: dict[str, Any], ref: Reference, finite: list[float]) -> s
     value."""
     n = len(finite)
     band = SD_RATIO_BAND
-    row["rule"] = (
-        f"spread: REPRODUCED when the {CONFIDENCE:.0%} chi-square interval of ours/paper lies in "
-        f"[1/{band:g}, {band:g}]; DEVIATES when it lies outside"
-    )
+    row["rule"] = SPREAD_RULE
     if n < 2:
         row["estimator"] = f"std of {n}"
         return "INCONCLUSIVE"

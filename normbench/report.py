@@ -103,7 +103,8 @@ def summary_counts(comp: pd.DataFrame, claims: pd.DataFrame | None) -> tuple[lis
         for what, table in counts.items():
             if paper in table.index:
                 vals = [int(table.loc[paper, v]) for v in VERDICTS]
-                rows.append([paper, what, *vals, sum(vals)])
+                if sum(vals) or what != "structure (registry)":
+                    rows.append([paper, what, *vals, sum(vals)])
     return ["paper", "what", *VERDICTS, "total"], rows
 
 
