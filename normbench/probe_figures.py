@@ -226,6 +226,11 @@ def plot_weight_correlation(runs, out_stem, title, layout=None):
     )
 
 
+def _spans_decades(values: pd.Series, decades: float = 2.0) -> bool:
+    positive = values[values > 0]
+    return len(positive) > 0 and bool((values > 0).all()) and positive.max() / positive.min() > 10**decades
+
+
 def plot_singular_values(runs, out_stem, title, layout=None, name="singular_values"):
     rows = [
         {"variant": variant(r), "singular value": as_float(sv)}
@@ -236,6 +241,7 @@ def plot_singular_values(runs, out_stem, title, layout=None, name="singular_valu
     df = pd.DataFrame(rows)
     if not df.empty:
         df = df[df["singular value"].map(math.isfinite)]
+    wide = not df.empty and _spans_decades(df["singular value"])
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     if df.empty:
         no_data(ax)
@@ -248,9 +254,11 @@ def plot_singular_values(runs, out_stem, title, layout=None, name="singular_valu
             common_norm=False,
             element="step",
             bins=50,
+            # spectra spanning more than two decades (an exploded layer): log-spaced bins, else one bar
+            log_scale=10 if wide else False,
             ax=ax,
         )
-    ax.set_xlabel(r"singular value $\sigma$ of a layer's weight matrix")
+    ax.set_xlabel(r"singular value $\sigma$ of a layer's weight matrix" + (" (log scale)" if wide else ""))
     ax.set_ylabel("fraction of singular values")
     caption = "weight singular values of all layers at the last probe (all seeds)"
     return save_figure(fig, out_stem, f"{figure_title(runs, name, title)}\n{caption}")
