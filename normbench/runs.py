@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -200,7 +199,3 @@ def find_metrics(paths: list[str | Path]) -> list[Path]:
 
 def load_runs(paths: list[str | Path]) -> list[Run]:
     return [load_run(p) for p in find_metrics(paths)]
-
-
-def is_finite(x: float) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

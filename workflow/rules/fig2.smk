@@ -7,9 +7,9 @@ rule fig2_run:
     input:
         data=experiment_data,
     output:
-        metrics=f"{RES}/runs/{{experiment}}/{{model}}/{{method}}/seed{{seed}}/metrics.jsonl",
-        config=f"{RES}/runs/{{experiment}}/{{model}}/{{method}}/seed{{seed}}/config.json",
-        provenance=f"{RES}/runs/{{experiment}}/{{model}}/{{method}}/seed{{seed}}/provenance.json",
+        metrics=f"{RUN_PATTERN}/metrics.jsonl",
+        config=f"{RUN_PATTERN}/config.json",
+        provenance=f"{RUN_PATTERN}/provenance.json",
     wildcard_constraints:
         experiment=experiment_regex(GRID_EXPERIMENTS),
     log:
