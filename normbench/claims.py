@@ -891,9 +891,8 @@ def protocol_differences(claim: Claim, runs_of: Mapping[str, list[Run]], subject
         if not runs:
             continue
         want = subject_dataset(s, claim.dataset)
-        recipe = getattr(claim, "recipe", None)
         for d in check_protocol(
-            runs, dataset=want, epochs=claim.epochs, runs_wanted=claim.runs, recipe=recipe
+            runs, dataset=want, epochs=claim.epochs, runs_wanted=claim.runs, recipe=claim.recipe
         ):
             if d not in diffs:
                 diffs.append(d)

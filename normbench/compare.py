@@ -218,8 +218,9 @@ def estimate(values: list[float], statistic: str, tol: Tolerance, paper_runs: in
 def protocol_differences(ref: Reference, runs: list[Run]) -> list[str]:
     """How our runs' protocol differs from the paper's (empty when it matches): the one protocol check of
     :func:`normbench.verdicts.protocol.protocol_differences`."""
-    recipe = getattr(ref, "recipe", None)
-    return check_protocol(runs, dataset=ref.dataset, epochs=ref.epochs, runs_wanted=ref.runs, recipe=recipe)
+    return check_protocol(
+        runs, dataset=ref.dataset, epochs=ref.epochs, runs_wanted=ref.runs, recipe=ref.recipe
+    )
 
 
 def run_matches(

@@ -121,7 +121,10 @@ def test_values_are_numbers_or_null_with_a_reason():
 
 def test_statistics_and_runs_are_consistent():
     for r in REFS:
-        if r.statistic in ("best", "mean", "median", "max", "std"):
+        # the one exception: Zaeemzadeh Table 2's ResNet rows are "the best results reported by [6] and
+        # [26]", cited works whose run counts this paper does not state (compared with our best of our runs)
+        cited_best = r.statistic == "best" and r.runs is None and "cited from [" in r.note
+        if r.statistic in ("best", "mean", "median", "max", "std") and not cited_best:
             assert r.runs is not None and r.runs >= 2, (
                 f"{r.id}: {r.statistic} over an unstated number of runs"
             )

@@ -304,3 +304,14 @@ def test_every_stated_recipe_key_that_differs_is_named():
     ]
     assert recipe_differences({**cfg, "batch_size": 128, "init": "orthogonal", "preprocess": "none"}, {}) == []
     assert augment_name({"pad": 0, "flip": True}) == "flip" and augment_name({}) == "none"
+
+
+def test_cited_and_unsized_augmentations_are_not_differences():
+    from normbench.verdicts.protocol import recipe_differences
+
+    cfg = {"augment": {"pad": 4, "flip": True}, "method": "ortho_init+ortho_reg"}
+    assert recipe_differences(cfg, {"augment": "cited", "init": "orthogonal"}) == []
+    assert recipe_differences(cfg, {"augment": "shift_flip"}) == []  # a shift of unstated size, and a flip
+    assert recipe_differences({"augment": {"flip": True}}, {"augment": "shift_flip"}) == [
+        "augment flip (paper: shift_flip)"
+    ]

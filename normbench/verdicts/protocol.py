@@ -40,13 +40,25 @@ def run_recipe(cfg: dict[str, Any]) -> dict[str, Any]:
         "momentum": opt.get("momentum", 0.0),
         "nesterov": bool(opt.get("nesterov", False)),
         "weight_decay": opt.get("weight_decay", 0.0),
-        "init": cfg.get("init", "he"),
+        # Xie's ortho_init method initialises orthogonally whatever the init key says
+        "init": "orthogonal"
+        if "ortho_init" in str(cfg.get("method", "")).split("+")
+        else cfg.get("init", "he"),
         "preprocess": cfg.get("preprocess", "per_channel"),
         "augment": augment_name(cfg.get("augment")),
     }
 
 
-def _same(ours: Any, paper: Any) -> bool:
+AUGMENT_UNSTATED = "cited"
+"""The paper points to a cited work's augmentation without describing it: never a stated difference."""
+
+
+def _same(ours: Any, paper: Any, key: str = "") -> bool:
+    if key == "augment":
+        if paper == AUGMENT_UNSTATED:
+            return True
+        if paper == "shift_flip":  # flip plus a shift of unstated size: any padded random crop with flip
+            return ours.startswith("pad") and ours.endswith("_crop_flip")
     if isinstance(paper, bool) or isinstance(ours, bool):
         return bool(ours) == bool(paper)
     if isinstance(paper, (int, float)) and isinstance(ours, (int, float)):
@@ -60,7 +72,7 @@ def recipe_differences(cfg: dict[str, Any], recipe: dict[str, Any] | None) -> li
     return [
         f"{key} {ours.get(key)} (paper: {want})"
         for key, want in (recipe or {}).items()
-        if want is not None and key in ours and not _same(ours[key], want)
+        if want is not None and key in ours and not _same(ours[key], want, key)
     ]
 
 
