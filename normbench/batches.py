@@ -1,6 +1,7 @@
 """Mini-batches for the trainer: one interface over in-memory tensors and streamed image folders.
 
-Both sources yield ``(x, y)`` on the training device, ``x`` float32 normalised per channel and ``y`` int64,
+Both sources yield ``(x, y)`` on the training device, ``x`` float32 preprocessed as the recipe's ``preprocess``
+says (:class:`normbench.data.Preprocessor`: per channel by default, per pixel, or raw pixels / 255) and ``y`` int64,
 and draw every random number of an epoch from the run's own ``torch.Generator``, so a resumed run continues
 the same sequence and two runs of one seed see the same batches.
 
@@ -26,7 +27,7 @@ from typing import Any
 
 import torch
 
-from normbench.data import FolderData, ImageData, augment, normalize
+from normbench.data import FolderData, ImageData, Preprocessor, augment
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -39,15 +40,20 @@ def probe_indices(n: int, size: int) -> torch.Tensor:
 class TensorBatches:
     """An in-memory uint8 data set on ``device``, augmented there batch by batch."""
 
-    def __init__(self, data: ImageData, device: torch.device, batch_size: int, augment: dict[str, Any]):
+    def __init__(
+        self,
+        data: ImageData,
+        device: torch.device,
+        batch_size: int,
+        augment: dict[str, Any],
+        preprocess: str = "per_channel",
+    ):
         self.data, self.device, self.batch_size = data, device, batch_size
+        self._norm = Preprocessor(data, preprocess, device)
         self.pad, self.flip = augment["pad"], augment["flip"]
         self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
         self.test_x, self.test_y = data.test_x.to(device), data.test_y.to(device)
         self.num_train, self.num_test = len(self.train_y), len(self.test_y)
-
-    def _norm(self, x: torch.Tensor) -> torch.Tensor:
-        return normalize(x, self.data.mean, self.data.std)
 
     def train_epoch(self, gen: torch.Generator, drop_last: bool = False) -> Iterator[Batch]:
         perm = torch.randperm(self.num_train, generator=gen).to(self.device)
@@ -109,6 +115,7 @@ class FolderBatches:
         batch_size: int,
         augment: dict[str, Any],
         workers: int = 8,
+        preprocess: str = "per_channel",
     ):
         if augment["pad"]:
             raise ValueError(
@@ -116,6 +123,7 @@ class FolderBatches:
                 "(set augment.pad: 0)"
             )
         self.data, self.device, self.batch_size, self.workers = data, device, batch_size, workers
+        self._norm = Preprocessor(data, preprocess, device)  # per_pixel: ValueError (no pixel statistics)
         train_tf, test_tf = folder_transforms(data.image_size, augment["flip"])
         self.train_set = SeededFolder(data.train_dir, train_tf, data.classes)
         self.test_set = SeededFolder(data.test_dir, test_tf, data.classes)
@@ -130,7 +138,7 @@ class FolderBatches:
         )
         for x, y in loader:
             x = x.to(self.device, non_blocking=True)
-            yield normalize(x, self.data.mean, self.data.std), y.to(self.device, non_blocking=True)
+            yield self._norm(x), y.to(self.device, non_blocking=True)
 
     def train_epoch(self, gen: torch.Generator, drop_last: bool = False) -> Iterator[Batch]:
         perm = torch.randperm(self.num_train, generator=gen).tolist()
@@ -154,9 +162,14 @@ class FolderBatches:
 
 
 def make_batches(
-    data: ImageData | FolderData, device: torch.device, batch_size: int, augment: dict[str, Any], workers: int
+    data: ImageData | FolderData,
+    device: torch.device,
+    batch_size: int,
+    augment: dict[str, Any],
+    workers: int,
+    preprocess: str = "per_channel",
 ) -> TensorBatches | FolderBatches:
-    """The batch source for a prepared data set."""
+    """The batch source for a prepared data set, its images preprocessed as ``preprocess`` says."""
     if isinstance(data, FolderData):
-        return FolderBatches(data, device, batch_size, augment, workers)
-    return TensorBatches(data, device, batch_size, augment)
+        return FolderBatches(data, device, batch_size, augment, workers, preprocess)
+    return TensorBatches(data, device, batch_size, augment, preprocess)

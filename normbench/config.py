@@ -108,7 +108,8 @@ def apply_proxy(config: dict) -> dict:
 
 
 def check_names(config: dict) -> None:
-    """Every model and method an experiment names must be registered; streamed data sets take no padding;
+    """Every model and method an experiment names must be registered; streamed data sets take no padding and
+    no per-pixel preprocessing;
     a paper figure must be reproduced by some experiment and be of a kind that can be drawn."""
     from normbench.data import get_spec
     from normbench.methods import UnknownMethodError, method_names
@@ -125,6 +126,11 @@ def check_names(config: dict) -> None:
             )
 
     for exp_name, exp in config["experiments"].items():
+        if get_spec(exp["dataset"]).streamed and exp["preprocess"] == "per_pixel":
+            raise ConfigError(
+                f"experiments.{exp_name}.preprocess: per_pixel needs the training set's statistics per pixel, "
+                f"which {exp['dataset']} (streamed, random-resized crops) does not have; use per_channel or none"
+            )
         if get_spec(exp["dataset"]).streamed and exp["augment"]["pad"]:
             raise ConfigError(
                 f"experiments.{exp_name}.augment.pad: {exp['dataset']} uses random-resized crops, not "
@@ -232,6 +238,8 @@ def run_config(config: dict, spec: RunSpec) -> dict:
         "optimizer": dict(exp["optimizer"]),
         "schedule": dict(exp["schedule"]),
         "augment": dict(exp["augment"]),
+        "init": exp["init"],
+        "preprocess": exp["preprocess"],
         "probes": dict(exp["probes"]),
         "device": config["device"],
         "threads": config["threads"],

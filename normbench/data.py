@@ -2,7 +2,8 @@
 
 Every data set is turned into a :class:`ImageData`: ``train_x``/``test_x`` uint8 tensors of shape
 (N, C, H, W), ``train_y``/``test_y`` int64 labels, and the per-channel mean/std of the training images
-(in [0, 1] units) used for normalisation. Keeping uint8 tensors lets the trainer hold a whole data set on
+(in [0, 1] units) used for normalisation. The recipe's ``preprocess`` (:class:`Preprocessor`) chooses between
+those channel statistics, per-pixel statistics (:func:`pixel_stats`) and raw pixels scaled to [0, 1]. Keeping uint8 tensors lets the trainer hold a whole data set on
 the GPU and augment it there.
 
 - ``digits``: the UCI handwritten digits that scikit-learn ships (1797 8x8 images, values 0..16). Offline,
@@ -312,3 +313,58 @@ def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
     m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
     s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
     return (x.float().div_(255.0) - m) / s
+
+
+PREPROCESS = ("none", "per_channel", "per_pixel")
+
+
+def pixel_stats(train_x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of every pixel position over the training images ``train_x`` (uint8
+    N,C,H,W), in [0, 1] units: two float32 tensors of the image's shape (C, H, W), computed in float64 in two
+    passes over chunks of ``chunk`` images. The std is the sample std (N - 1, as the per-channel statistics);
+    a pixel that is constant over the training set (std 0, e.g. the empty border of the digits) gets std 1,
+    so it is mapped to 0 instead of dividing by zero."""
+    n = train_x.shape[0]
+    if n < 2:
+        raise DataError(f"per-pixel statistics need at least 2 training images, got {n}")
+    total = torch.zeros(train_x.shape[1:], dtype=torch.float64)
+    for i in range(0, n, chunk):
+        total += train_x[i : i + chunk].double().sum(0)
+    mean = total.div_(255.0 * n)
+    sq = torch.zeros_like(mean)
+    for i in range(0, n, chunk):
+        sq += (train_x[i : i + chunk].double().div_(255.0) - mean).pow_(2).sum(0)
+    std = sq.div_(n - 1).sqrt_()
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return mean.float(), std.float()
+
+
+class Preprocessor:
+    """The recipe's input preprocessing (``preprocess``) of uint8 (N,C,H,W) images, as float32 on their device.
+
+    - ``none``: ``x / 255`` (raw pixels scaled to [0, 1], nothing subtracted; Jia et al. Sec. 6.1, 6.3).
+    - ``per_channel``: :func:`normalize` with the training set's channel mean and std (the default).
+    - ``per_pixel``: ``(x / 255 - mean) / std`` with the (C, H, W) statistics of :func:`pixel_stats` (Xie et
+      al. Sec. 5.1: "the per-pixel mean subtracted and standard deviation divided"). Needs the training images
+      in memory (an :class:`ImageData`); a :class:`FolderData` (ImageNet) has only channel statistics.
+    """
+
+    def __init__(self, data: ImageData | FolderData, preprocess: str, device: torch.device | str = "cpu"):
+        if preprocess not in PREPROCESS:
+            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESS)}, got {preprocess!r}")
+        self.data, self.preprocess = data, preprocess
+        self.mean = self.std = None
+        if preprocess == "per_pixel":
+            if not isinstance(data, ImageData):
+                raise ValueError(
+                    f"{data.name}: preprocess per_pixel needs the training images in memory; use per_channel"
+                )
+            mean, std = pixel_stats(data.train_x)
+            self.mean, self.std = mean[None].to(device), std[None].to(device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.preprocess == "per_channel":
+            return normalize(x, self.data.mean, self.data.std)
+        if self.preprocess == "none":
+            return x.float().div_(255.0)
+        return (x.float().div_(255.0) - self.mean) / self.std

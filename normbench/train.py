@@ -57,6 +57,7 @@ from normbench.engine import (
 )
 from normbench.methods import build_method
 from normbench.models import build_model
+from normbench.models.layers import apply_init
 from normbench.pack import interleave
 from normbench.probes import record_probes
 from normbench.provenance import provenance
@@ -252,7 +253,14 @@ def open_data(cfg: dict[str, Any], data_path: str | Path | None = None):
         if data_path
         else load_dataset(cfg["dataset"], cfg["data_root"], image_size=cfg["image_size"])
     )
-    batches = make_batches(data, device, cfg["batch_size"], cfg["augment"], cfg.get("workers", 0))
+    batches = make_batches(
+        data,
+        device,
+        cfg["batch_size"],
+        cfg["augment"],
+        cfg.get("workers", 0),
+        cfg.get("preprocess", "per_channel"),  # run configs written before the key: today's default
+    )
     return device, data, batches
 
 
@@ -336,6 +344,7 @@ def _build(cfg: dict[str, Any], data, device: torch.device):
     model = build_model(
         cfg.get("arch", cfg["model"]), num_classes=data.num_classes, in_channels=data.channels
     )
+    apply_init(model, cfg.get("init", "he"))  # the recipe's init, before the method attaches
     method = build_method(cfg["method"], cfg["method_options"])
     method.attach(model)
     model.to(device)

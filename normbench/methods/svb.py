@@ -9,7 +9,8 @@ Every weight matrix ``W`` of the network is kept near the Stiefel manifold (prob
 
 A convolution kernel ``N_out x N_in x N_h x N_w`` is bounded as the matrix ``N_out x (N_in N_h N_w)`` (footnote 2);
 a fully connected layer as its ``N_out x N_in`` weight. The paper applies SVB "after every epoch" (Sec. 6) with
-``eps = 0.5``, and initialises ``W^T W = I`` or ``W W^T = I`` (Algorithm 1, line 1: orthogonal init).
+``eps = 0.5``, and initialises ``W^T W = I`` or ``W W^T = I`` (Algorithm 1, line 1: orthogonal init; here the
+recipe key ``init: orthogonal``, which config/paper.yaml sets for every Jia et al. experiment).
 
 The clip is the Frobenius-nearest matrix with singular values in the band (the singular vectors are kept), so
 applying it twice changes nothing. We compute it in float64 and write back in the weight's dtype.
@@ -30,18 +31,9 @@ from torch import nn
 
 from normbench.methods import register_method
 from normbench.methods.base import BoundingMethod
+from normbench.models.layers import init_orthogonal, weight_layers
 
-_KINDS = {"conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d), "linear": (nn.Linear,)}
-
-
-def weight_layers(model: nn.Module, layers: str = "conv+linear") -> list[tuple[str, nn.Module]]:
-    """Modules whose ``weight`` a weight constraint acts on: ``layers`` is "conv", "linear" or "conv+linear"."""
-    kinds: tuple[type, ...] = ()
-    for part in layers.split("+"):
-        if part not in _KINDS:
-            raise ValueError(f"layers must combine 'conv' and 'linear' with '+', got {layers!r}")
-        kinds += _KINDS[part]
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, kinds) and m.weight is not None]
+__all__ = ["SingularValueBounding", "bound_singular_values", "singular_values", "weight_layers"]
 
 
 def as_matrix(weight: torch.Tensor) -> torch.Tensor:
@@ -85,10 +77,12 @@ class SingularValueBounding(BoundingMethod):
 
     Hook point: **per epoch** (``after_epoch``, every ``every_epochs`` epochs; the paper's "after every epoch")
     or, with ``every_steps``, **after the optimizer step** every that many steps (the paper's ``T_svb``).
-    ``attach`` gives every such weight an orthogonal init (``init="orthogonal"``, Algorithm 1 line 1;
-    ``torch.nn.init.orthogonal_``: orthonormal rows or columns of the reshaped matrix).
+    The orthogonal init of Algorithm 1 line 1 is the recipe's ``init: orthogonal``
+    (:func:`normbench.models.layers.init_orthogonal`, applied when the network is built, to every run of the
+    experiment, SGD baselines included, as Jia et al. Sec. 6 do): ``attach`` does not re-initialise unless
+    the option ``init="orthogonal"`` asks for it explicitly (then only the SVB runs start orthogonal).
 
-    Options: eps (0.5), every_epochs (1), every_steps (None), init ("orthogonal" | "none"),
+    Options: eps (0.5), every_epochs (1), every_steps (None), init ("none" | "orthogonal"),
     layers ("conv+linear" | "conv" | "linear").
     ``finalize`` bounds once more and records ``param``, ``kind`` "svb", ``bounds`` and the achieved ``min_sv``
     and ``max_sv``.
@@ -101,7 +95,7 @@ class SingularValueBounding(BoundingMethod):
         eps: float = 0.5,
         every_epochs: int = 1,
         every_steps: int | None = None,
-        init: str = "orthogonal",
+        init: str = "none",
         layers: str = "conv+linear",
     ) -> None:
         if init not in ("orthogonal", "none"):
@@ -112,9 +106,7 @@ class SingularValueBounding(BoundingMethod):
 
     def attach(self, model: nn.Module) -> None:
         if self.init == "orthogonal":
-            with torch.no_grad():
-                for _, m in weight_layers(model, self.layers):
-                    nn.init.orthogonal_(m.weight)
+            init_orthogonal(model, self.layers)
 
     @torch.no_grad()
     def apply(self, model: nn.Module) -> None:

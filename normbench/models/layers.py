@@ -88,6 +88,43 @@ def init_he(model: nn.Module) -> None:
             nn.init.zeros_(mod.bias)
 
 
+_KINDS = {"conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d), "linear": (nn.Linear,)}
+INITS = ("he", "orthogonal")
+
+
+def weight_layers(model: nn.Module, layers: str = "conv+linear") -> list[tuple[str, nn.Module]]:
+    """Modules whose ``weight`` a weight constraint or init acts on: ``layers`` is "conv", "linear" or
+    "conv+linear"; in ``named_modules`` order."""
+    kinds: tuple[type, ...] = ()
+    for part in layers.split("+"):
+        if part not in _KINDS:
+            raise ValueError(f"layers must combine 'conv' and 'linear' with '+', got {layers!r}")
+        kinds += _KINDS[part]
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, kinds) and m.weight is not None]
+
+
+@torch.no_grad()
+def init_orthogonal(model: nn.Module, layers: str = "conv+linear") -> None:
+    """Orthogonal init of every conv and linear weight (Jia et al. Sec. 6 and Algorithm 1, line 1).
+
+    Each weight, as the matrix ``N_out x (N_in k_h k_w)``, gets ``torch.nn.init.orthogonal_``: when
+    ``N_out <= N_in k_h k_w`` (square or wide) its rows are orthonormal (``W W^T = I``), otherwise (tall) its
+    columns are (``W^T W = I``); either way every singular value is 1. Biases and BN parameters keep the
+    network's own init. Draws from torch's global generator, layer by layer in ``named_modules`` order.
+    """
+    for _, m in weight_layers(model, layers):
+        nn.init.orthogonal_(m.weight)
+
+
+def apply_init(model: nn.Module, init: str) -> None:
+    """The recipe's ``init``: ``he`` keeps the network's own initialisation (:func:`init_he` for the registry's
+    networks); ``orthogonal`` then re-initialises every conv and linear weight (:func:`init_orthogonal`)."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    if init == "orthogonal":
+        init_orthogonal(model)
+
+
 class PreActClassifier:
     """Mixin for pre-activation networks: the final BN-ReLU, global average pooling and the classifier ``fc``.
 
