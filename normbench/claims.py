@@ -80,12 +80,22 @@ from normbench.compare import run_matches, write_verdict_files
 from normbench.probes._common import as_float
 from normbench.references import CHECKS, Claim
 from normbench.runs import Run
-from normbench.verdicts import VERDICTS, run_status, t_quantile, welch_df
+from normbench.verdicts import (
+    DEVIATES,
+    INCONCLUSIVE,
+    NOT_RUN,
+    PROXY,
+    REPRODUCED,
+    VERDICTS,
+    run_status,
+    t_quantile,
+    welch_df,
+)
 from normbench.verdicts.accounting import INCOMPLETE
 from normbench.verdicts.protocol import protocol_differences as check_protocol
 
-PASS, FAIL, INCONCLUSIVE, NOT_RUN = "PASS", "FAIL", "INCONCLUSIVE", "NOT RUN"
-OUTCOME_VERDICT = {PASS: "REPRODUCED", FAIL: "DEVIATES", INCONCLUSIVE: "INCONCLUSIVE"}
+PASS, FAIL = "PASS", "FAIL"  # a check's outcome; INCONCLUSIVE and NOT_RUN are shared with the verdicts
+OUTCOME_VERDICT = {PASS: REPRODUCED, FAIL: DEVIATES, INCONCLUSIVE: INCONCLUSIVE}
 
 SUMMARY_METRICS = (
     "final_test_error",
@@ -960,7 +970,7 @@ def evaluate_claim(claim: Claim, runs: list[Run]) -> dict[str, Any]:
         "measured": "",
         "outcome": "",
         "holds_on_proxy": None,
-        "verdict": "NOT RUN",
+        "verdict": NOT_RUN,
         "protocol_differences": "",
         "runs": len({id(r) for v in runs_of.values() for r in v}),
         "per_dataset": per_dataset_verdicts(claim, runs),
@@ -974,7 +984,7 @@ def evaluate_claim(claim: Claim, runs: list[Run]) -> dict[str, Any]:
     if metric is not None and metric not in METRICS:
         row["measured"] = f"metric {metric!r} is not computed by normbench.claims"
         row["outcome"] = INCONCLUSIVE
-        row["verdict"] = "INCONCLUSIVE"
+        row["verdict"] = INCONCLUSIVE
         return row
     comparisons = CHECK_FUNCTIONS[claim.check](Context(claim, runs_of))
     missing = [subject_label(s) for s in subjects if not runs_of[_key(s)]]
@@ -990,7 +1000,7 @@ def evaluate_claim(claim: Claim, runs: list[Run]) -> dict[str, Any]:
     row["outcome"] = outcome
     row["protocol_differences"] = "; ".join(diffs)
     if diffs:
-        row["verdict"] = "PROXY"
+        row["verdict"] = PROXY
         row["holds_on_proxy"] = {PASS: True, FAIL: False}.get(outcome)
     else:
         row["verdict"] = OUTCOME_VERDICT[outcome]
@@ -1050,7 +1060,7 @@ def _verdict_text(row: Mapping[str, Any]) -> str:
 
 
 def _overall_text(row: Mapping[str, Any]) -> str:
-    if row["verdict"] != "PROXY":
+    if row["verdict"] != PROXY:
         return row["verdict"]
     holds = row.get("holds_on_proxy")
     if isinstance(holds, str):
@@ -1081,4 +1091,4 @@ def write_claims(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
 
 def strict_failures(df: pd.DataFrame) -> pd.DataFrame:
     """Claims that fail ``--strict``: a non-PROXY claim that DEVIATES."""
-    return df[df["verdict"] == "DEVIATES"]
+    return df[df["verdict"] == DEVIATES]

@@ -79,9 +79,23 @@ from tabulate import tabulate
 from normbench.references import Reference
 from normbench.runs import Run
 from normbench.tables import fmt_mean_std, stats
-from normbench.verdicts import VERDICTS, chi2_sd_interval, count_runs, metric_info, run_status, t_quantile
+from normbench.verdicts import (
+    DEVIATES,
+    INCONCLUSIVE,
+    NOT_EVALUATED,
+    NOT_RUN,
+    PROXY,
+    REPRODUCED,
+    VERDICTS,
+    chi2_sd_interval,
+    count_runs,
+    metric_info,
+    run_status,
+    t_quantile,
+)
 from normbench.verdicts.accounting import FINISHED
-from normbench.verdicts.metrics import METRIC_TABLE, NOT_EVALUATED, STRUCTURE
+from normbench.verdicts.metrics import METRIC_TABLE, STRUCTURE
+from normbench.verdicts.metrics import NOT_EVALUATED as UNCOMPUTED
 from normbench.verdicts.protocol import protocol_differences as check_protocol
 from normbench.verdicts.statistics import CONFIDENCE, welch_df
 
@@ -119,13 +133,13 @@ def decide(d: float, half_width: float, floor: float, n: int, qualifier: str = "
     ``[-floor, floor]`` (module docstring): REPRODUCED, DEVIATES or INCONCLUSIVE. ``n`` is our number of runs.
     """
     if n < 2 or not (math.isfinite(d) and math.isfinite(half_width)):
-        return "INCONCLUSIVE"
+        return INCONCLUSIVE
     excess = d if qualifier == "upper_bound" else -d if qualifier == "lower_bound" else abs(d)
     if excess - half_width > floor:
-        return "DEVIATES"
+        return DEVIATES
     if (excess <= floor and half_width <= floor) or excess + half_width <= floor:
-        return "REPRODUCED"
-    return "INCONCLUSIVE"
+        return REPRODUCED
+    return INCONCLUSIVE
 
 
 def runs_to_decide(d: float, half_width: float, floor: float, n: int, qualifier: str = "exact") -> int | None:
@@ -316,7 +330,7 @@ def _row(ref: Reference, tol: Tolerance | None) -> dict[str, Any]:
         else tol.rule()
         if tol is not None
         else metric_info(ref.metric).how,
-        "verdict": "NOT RUN",
+        "verdict": NOT_RUN,
         "protocol_differences": "",
         "estimator": "",
         "ours_se": nan,  # standard error of ``ours``
@@ -354,7 +368,7 @@ def _set_interval(
         half_width=u,
         delta_low=d - u,
         delta_high=d + u,
-        runs_to_decide=runs_to_decide(d, u, floor, n, ref.qualifier) if verdict == "INCONCLUSIVE" else None,
+        runs_to_decide=runs_to_decide(d, u, floor, n, ref.qualifier) if verdict == INCONCLUSIVE else None,
     )
     return verdict
 
@@ -378,7 +392,7 @@ def compare_model_metric(ref: Reference, row: dict[str, Any]) -> dict[str, Any]:
         estimator="the registry's model",
         runs=0,
         rule="rounds to the printed count, or |Δ| ≤ 1%" if ref.metric == "params" else "Δ = 0",
-        verdict="REPRODUCED" if _within(ours, ref, tolerance) else "DEVIATES",
+        verdict=REPRODUCED if _within(ours, ref, tolerance) else DEVIATES,
     )
     return row
 
@@ -397,12 +411,12 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
     if info.kind == STRUCTURE:
         if ref.metric in ("params", "depth"):
             return compare_model_metric(ref, row)
-        row.update(verdict="NOT EVALUATED", rule=info.how)
+        row.update(verdict=NOT_EVALUATED, rule=info.how)
         return row
     if not runs:
         return row
-    if info.kind == NOT_EVALUATED:
-        row.update(verdict="NOT EVALUATED", rule=f"{len(runs)} runs matched; {info.how}", runs=len(runs))
+    if info.kind == UNCOMPUTED:
+        row.update(verdict=NOT_EVALUATED, rule=f"{len(runs)} runs matched; {info.how}", runs=len(runs))
         return row
     statuses = [run_status(r) for r in runs]
     counts = count_runs(runs)
@@ -418,9 +432,9 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
         row["rule"] = "all runs diverge"
         done = counts.finished + counts.diverged
         if done == 0:
-            verdict = "INCONCLUSIVE"
+            verdict = INCONCLUSIVE
         else:
-            verdict = "REPRODUCED" if counts.diverged == done else "DEVIATES"
+            verdict = REPRODUCED if counts.diverged == done else DEVIATES
         row["n"] = done
     else:
         values = [r.summary.get(ref.metric, float("nan")) for r in finished]
@@ -436,8 +450,8 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
         row["rule"] += (
             f"; {counts.incomplete} incomplete run(s) excluded (log stops before the configured epochs)"
         )
-    row["verdict"] = "PROXY" if diffs else verdict
-    if diffs or row["verdict"] != "INCONCLUSIVE":
+    row["verdict"] = PROXY if diffs else verdict
+    if diffs or row["verdict"] != INCONCLUSIVE:
         row["runs_to_decide"] = None
     return row
 
@@ -467,23 +481,23 @@ def _judge_spread(row: dict[str, Any], ref: Reference, finite: list[float]) -> s
     row["rule"] = SPREAD_RULE
     if n < 2:
         row["estimator"] = f"std of {n}"
-        return "INCONCLUSIVE"
+        return INCONCLUSIVE
     s = stdev(finite)
     lo, hi = chi2_sd_interval(s, n)
     paper = float(ref.value)
     row.update(ours=s, estimator=f"std of {n}", delta=s - paper, tolerance=band)
     if paper <= 0:
-        return "INCONCLUSIVE"
+        return INCONCLUSIVE
     r_lo, r_hi = lo / paper, hi / paper
     row.update(delta_low=lo - paper, delta_high=hi - paper)
     if s == 0:
         row["rule"] += f"; zero spread over {n} runs: the seeds had no effect"
-        return "DEVIATES"
+        return DEVIATES
     if 1 / band <= r_lo and r_hi <= band:
-        return "REPRODUCED"
+        return REPRODUCED
     if r_lo > band or r_hi < 1 / band:
-        return "DEVIATES"
-    return "INCONCLUSIVE"
+        return DEVIATES
+    return INCONCLUSIVE
 
 
 def _with_diverged(row: dict[str, Any], verdict: str, diverged: int, finished: int) -> str:
@@ -493,10 +507,10 @@ def _with_diverged(row: dict[str, Any], verdict: str, diverged: int, finished: i
         return verdict
     if finished == 0 and diverged >= 2:
         row["rule"] += f"; all {diverged} runs diverged, the paper reports a finite number"
-        return "DEVIATES"
-    if verdict in ("REPRODUCED", "INCONCLUSIVE") or finished == 0:
+        return DEVIATES
+    if verdict in (REPRODUCED, INCONCLUSIVE) or finished == 0:
         row["rule"] += f"; {diverged} of {diverged + finished} runs diverged (not a reproduction)"
-        return "INCONCLUSIVE"
+        return INCONCLUSIVE
     return verdict
 
 
@@ -547,12 +561,12 @@ def compare_relative(
     if timing:
         row.update(delta=d, tolerance=floor, estimator="ratio of mean epoch times")
         ok = n >= 1 and math.isfinite(ours)
-        verdict = "INCONCLUSIVE" if not ok else ("REPRODUCED" if _within(ours, ref, floor) else "DEVIATES")
+        verdict = INCONCLUSIVE if not ok else (REPRODUCED if _within(ours, ref, floor) else DEVIATES)
     else:
         se = math.sqrt(s_a**2 / n_a + s_b**2 / n_b) if n >= 2 else float("nan")
         verdict = _set_interval(row, ref, d, se, floor, n, welch_df(s_a, n_a, s_b, n_b))
     verdict = _with_diverged(row, verdict, counts.diverged, n_a)
-    row["verdict"] = "PROXY" if diffs else verdict
+    row["verdict"] = PROXY if diffs else verdict
     if diffs:
         row["runs_to_decide"] = None
     return row
@@ -628,13 +642,13 @@ def _delta_cell(r: dict[str, Any]) -> str:
 
 
 def _verdict_cell(r: dict[str, Any]) -> str:
-    if r["verdict"] != "INCONCLUSIVE":
+    if r["verdict"] != INCONCLUSIVE:
         return r["verdict"]
     if r["n"] < 2:
         return f"INCONCLUSIVE ({r['n']} run{'s' if r['n'] != 1 else ''}: no spread)"
     if _finite(r.get("runs_to_decide")):
         return f"INCONCLUSIVE (about {int(r['runs_to_decide'])} runs would decide)"
-    return "INCONCLUSIVE"
+    return INCONCLUSIVE
 
 
 def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -741,4 +755,4 @@ def write_comparison(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
 def strict_failures(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that fail ``--strict``: a non-PROXY row that DEVIATES (trained results and structure alike; the
     ``kind`` column says which)."""
-    return df[df["verdict"] == "DEVIATES"]
+    return df[df["verdict"] == DEVIATES]

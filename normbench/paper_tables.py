@@ -38,9 +38,10 @@ from tabulate import tabulate
 
 from normbench import compare
 from normbench.references import Reference, load_references
+from normbench.verdicts import DEVIATES, INCONCLUSIVE, NOT_RUN, PROXY, REPRODUCED
 
-MARKS = {"REPRODUCED": "✓", "DEVIATES": "✗", "INCONCLUSIVE": "?", "PROXY": "PROXY", "NOT RUN": "NOT RUN"}
-TEX_MARKS = {"REPRODUCED": r"$\checkmark$", "DEVIATES": r"$\times$", "INCONCLUSIVE": "?"}
+MARKS = {REPRODUCED: "✓", DEVIATES: "✗", INCONCLUSIVE: "?", PROXY: PROXY, NOT_RUN: NOT_RUN}
+TEX_MARKS = {REPRODUCED: r"$\checkmark$", DEVIATES: r"$\times$", INCONCLUSIVE: "?"}
 LEGEND = (
     "Cells: ours (mean ± std over n runs; where the paper reports a best or max of n, that statistic of our "
     "runs, Boo_n being the expected best of n), the paper's number in brackets, then the verdict: "
@@ -168,8 +169,8 @@ def digits(r: dict[str, Any]) -> int:
 def ours_text(r: dict[str, Any], tex: bool = False) -> str:
     """Our side of a cell: the statistic the paper's number is compared with, and its spread."""
     pm = r" $\pm$ " if tex else " ± "
-    if r["verdict"] == "NOT RUN":
-        return "NOT RUN"
+    if r["verdict"] == NOT_RUN:
+        return NOT_RUN
     if r["ours"] is None:
         if r["diverged"]:
             return f"{r['diverged']} diverged"
@@ -198,7 +199,7 @@ def cell_text(r: dict[str, Any], tex: bool = False) -> str:
     """``ours (paper X) mark``; ``NOT RUN (paper X)`` when no run stands for the cell."""
     paper = paper_text(r)
     mark = (TEX_MARKS if tex else MARKS).get(r["verdict"], r["verdict"])
-    if r["verdict"] == "NOT RUN":
+    if r["verdict"] == NOT_RUN:
         return f"NOT RUN (paper {paper})"
     return f"{ours_text(r, tex)} (paper {paper}) {mark}"
 
@@ -255,7 +256,7 @@ class PaperTable:
         return found
 
     def ran(self) -> int:
-        return sum(r["verdict"] != "NOT RUN" for r in self.cells.values())
+        return sum(r["verdict"] != NOT_RUN for r in self.cells.values())
 
 
 def layout(rows: list[dict[str, Any]]) -> list[PaperTable]:
@@ -473,9 +474,9 @@ def baseline_grid(groups: list[dict[str, Any]], tex: bool = False) -> tuple[list
             )
         marks = TEX_MARKS if tex else MARKS
         texts = {id(e): f"{ours_text(e, tex)} {marks.get(e['verdict'], e['verdict'])}" for e in g["entries"]}
-        ran = [e for e in g["entries"] if e["verdict"] != "NOT RUN"]
+        ran = [e for e in g["entries"] if e["verdict"] != NOT_RUN]
         if not ran:
-            ours = ["NOT RUN"]
+            ours = [NOT_RUN]
         elif len(ran) == len(g["entries"]) and len({texts[id(e)] for e in ran}) == 1:
             ours = [texts[id(ran[0])]]
         else:  # runs stand for each paper's table separately: say whose

@@ -17,7 +17,7 @@ import pandas as pd
 
 from normbench.claims import claim_verdict_counts
 from normbench.claims import display_rows as claim_display_rows
-from normbench.compare import VERDICTS, display_rows, verdict_counts
+from normbench.compare import display_rows, verdict_counts
 from normbench.paper_tables import (
     BASELINES_INTRO,
     LEGEND,
@@ -27,6 +27,7 @@ from normbench.paper_tables import (
     read_paper_table,
 )
 from normbench.tables import display_frame
+from normbench.verdicts import NOT_RUN, PROXY, VERDICTS
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -171,15 +172,15 @@ def claims_section(claims: pd.DataFrame, paper: str) -> list[str]:
     shown = [headers[i] for i in keep]
     # a NOT RUN claim some of whose comparisons could be measured is shown with the evaluated ones
     partly = [
-        any(c["outcome"] != "NOT RUN" for c in json.loads(c_json or "[]")) for c_json in sub["comparisons"]
+        any(c["outcome"] != NOT_RUN for c in json.loads(c_json or "[]")) for c_json in sub["comparisons"]
     ]
     verdicts = list(sub["verdict"])
-    shown_ran = [v != "NOT RUN" or p for v, p in zip(verdicts, partly)]
+    shown_ran = [v != NOT_RUN or p for v, p in zip(verdicts, partly)]
     ran = [[r[i] for i in keep] for r, ok in zip(rows, shown_ran) if ok]
     not_run = [[r[i] for i in keep] for r, ok in zip(rows, shown_ran) if not ok]
     ran_v = [v for v, ok in zip(verdicts, shown_ran) if ok]
     not_run_v = [v for v, ok in zip(verdicts, shown_ran) if not ok]
-    n_ran = sum(v != "NOT RUN" for v in verdicts)
+    n_ran = sum(v != NOT_RUN for v in verdicts)
     title = f"Claims ({n_ran} of {len(rows)} evaluated"
     title += f", {sum(partly) - n_ran} not run but partly measured)" if sum(partly) > n_ran else ")"
     parts = [f"<h3>{html.escape(title)}</h3>"]
@@ -213,7 +214,7 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
             + " · ".join(f"<b>{html.escape(k)}</b>: {html.escape(str(v))}" for k, v in prov.items())
             + "</p>"
         )
-    if (comp["verdict"] == "PROXY").any() or (claims is not None and (claims["verdict"] == "PROXY").any()):
+    if (comp["verdict"] == PROXY).any() or (claims is not None and (claims["verdict"] == PROXY).any()):
         parts.append(
             "<div class='banner'><b>PROXY results.</b> Rows marked PROXY were run under a protocol that "
             "differs from the paper's (data set, epochs or number of runs; see the last column). They "
@@ -247,9 +248,9 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
     papers = dict.fromkeys([*comp["paper"], *([] if claims is None else claims["paper"])])
     for paper in papers:
         idx = [i for i, p in enumerate(comp["paper"]) if p == paper]
-        ran = [rows[i] for i in idx if verdicts[i] != "NOT RUN"]
-        not_run = [rows[i] for i in idx if verdicts[i] == "NOT RUN"]
-        ran_v = [verdicts[i] for i in idx if verdicts[i] != "NOT RUN"]
+        ran = [rows[i] for i in idx if verdicts[i] != NOT_RUN]
+        not_run = [rows[i] for i in idx if verdicts[i] == NOT_RUN]
+        ran_v = [verdicts[i] for i in idx if verdicts[i] != NOT_RUN]
         parts.append(f"<h2>{html.escape(paper)}</h2>")
         layout = paper_tables_section(results_dir, comp, paper)
         parts += layout
@@ -261,7 +262,7 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
             parts.append(
                 f"<details><summary>{len(not_run)} reference numbers not run by this configuration"
                 "</summary>"
-                + _table_html(headers[1:], [r[1:] for r in not_run], ["NOT RUN"] * len(not_run))
+                + _table_html(headers[1:], [r[1:] for r in not_run], [NOT_RUN] * len(not_run))
                 + "</details>"
             )
         if claims is not None:

@@ -16,11 +16,19 @@ from normbench.verdicts.statistics import (
     welch_df,
 )
 
-VERDICTS = ("REPRODUCED", "DEVIATES", "INCONCLUSIVE", "PROXY", "NOT EVALUATED", "NOT RUN")
-"""Every verdict a number or a claim can get, in display order."""
+REPRODUCED, DEVIATES, INCONCLUSIVE = "REPRODUCED", "DEVIATES", "INCONCLUSIVE"
+PROXY, NOT_EVALUATED, NOT_RUN = "PROXY", "NOT EVALUATED", "NOT RUN"
+VERDICTS = (REPRODUCED, DEVIATES, INCONCLUSIVE, PROXY, NOT_EVALUATED, NOT_RUN)
+"""Every verdict a number or a claim can get, in display order: the one vocabulary every module uses."""
 
 __all__ = [
     "CONFIDENCE",
+    "DEVIATES",
+    "INCONCLUSIVE",
+    "NOT_EVALUATED",
+    "NOT_RUN",
+    "PROXY",
+    "REPRODUCED",
     "METRIC_TABLE",
     "VERDICTS",
     "Metric",
