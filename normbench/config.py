@@ -9,7 +9,6 @@ model or method name lists the valid ones.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -247,8 +246,3 @@ def run_config(config: dict, spec: RunSpec) -> dict:
         # engine.pack changes how runs share a process, not what they compute: not part of a run's config
         "engine": {k: v for k, v in config["engine"].items() if k != "pack"},
     }
-
-
-def dumps(obj: Any) -> str:
-    """Canonical JSON (sorted keys) used for resolved configs on disk and on the command line."""
-    return json.dumps(obj, sort_keys=True, indent=2)

@@ -302,7 +302,9 @@ def test_every_stated_recipe_key_that_differs_is_named():
         "init he (paper: orthogonal)",
         "preprocess per_channel (paper: none)",
     ]
-    assert recipe_differences({**cfg, "batch_size": 128, "init": "orthogonal", "preprocess": "none"}, {}) == []
+    assert (
+        recipe_differences({**cfg, "batch_size": 128, "init": "orthogonal", "preprocess": "none"}, {}) == []
+    )
     assert augment_name({"pad": 0, "flip": True}) == "flip" and augment_name({}) == "none"
 
 
@@ -315,3 +317,26 @@ def test_cited_and_unsized_augmentations_are_not_differences():
     assert recipe_differences({"augment": {"flip": True}}, {"augment": "shift_flip"}) == [
         "augment flip (paper: shift_flip)"
     ]
+
+
+def test_paper_config_follows_every_recipe_key_the_papers_state():
+    # every run of config/paper.yaml against the references it stands for: no stated recipe key differs
+    # (e.g. Jia's orthogonal init and raw images, Xie's per-pixel statistics); a difference here would make
+    # a paper-scale row PROXY, so it must be a decision written into the config, not an accident
+    from normbench.compare import run_matches
+    from normbench.config import load_config, run_config, run_specs
+    from normbench.references import load_references
+    from normbench.runs import Run
+    from normbench.verdicts.protocol import recipe_differences
+
+    config = load_config("config/paper.yaml")
+    runs = [Run(None, run_config(config, s), [], {}) for s in run_specs(config) if s.seed == 0]
+    found = set()
+    for ref in load_references():
+        for r in runs:
+            if run_matches(r, ref.table_key, ref.model, ref.method, ref.options, ref.optimizer, ref.dataset):
+                found |= {
+                    (ref.table_key, r.config["experiment"], d)
+                    for d in recipe_differences(r.config, ref.recipe)
+                }
+    assert not found, sorted(found)
