@@ -90,10 +90,9 @@ from normbench.verdicts import (
     chi2_sd_interval,
     count_runs,
     metric_info,
-    run_status,
     t_quantile,
 )
-from normbench.verdicts.accounting import FINISHED
+from normbench.verdicts.accounting import finished_runs
 from normbench.verdicts.metrics import METRIC_TABLE, STRUCTURE
 from normbench.verdicts.metrics import NOT_EVALUATED as UNCOMPUTED
 from normbench.verdicts.protocol import protocol_differences as check_protocol
@@ -418,9 +417,8 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
     if info.kind == UNCOMPUTED:
         row.update(verdict=NOT_EVALUATED, rule=f"{len(runs)} runs matched; {info.how}", runs=len(runs))
         return row
-    statuses = [run_status(r) for r in runs]
     counts = count_runs(runs)
-    finished = [r for r, st in zip(runs, statuses) if st == FINISHED]
+    finished = finished_runs(runs)
     diffs = protocol_differences(ref, runs)
     row.update(
         runs=counts.total,
@@ -538,8 +536,7 @@ def compare_relative(
         row["rule"] += ": no baseline runs" if runs else ""
         return row
     counts, base_counts = count_runs(runs), count_runs(baseline)
-    runs = [r for r in runs if run_status(r) == FINISHED]
-    baseline = [r for r in baseline if run_status(r) == FINISHED]
+    runs, baseline = finished_runs(runs), finished_runs(baseline)
     a, s_a, n_a = stats([r.summary.get(key, float("nan")) for r in runs])
     b, s_b, n_b = stats([r.summary.get(key, float("nan")) for r in baseline])
     diffs = protocol_differences(ref, runs) if runs else []

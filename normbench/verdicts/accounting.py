@@ -51,3 +51,8 @@ class RunCounts:
 def count_runs(runs: Iterable[Any]) -> RunCounts:
     statuses = [run_status(r) for r in runs]
     return RunCounts(statuses.count(FINISHED), statuses.count(DIVERGED), statuses.count(INCOMPLETE))
+
+
+def finished_runs(runs: Iterable[Any]) -> list[Any]:
+    """The runs that enter a statistic: every configured epoch logged, not diverged."""
+    return [r for r in runs if run_status(r) == FINISHED]
