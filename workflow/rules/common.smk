@@ -2,16 +2,15 @@
 import json
 import math
 import re
+import os
 import shlex
+import sys
 
 from normbench.probes.record import PROBES
 from normbench.data import get_spec
-from normbench.config import ConfigError, RunSpec, results_dir, run_config, run_specs, validate_config
+from normbench.config import RunSpec, results_dir, run_config, run_specs
 
-try:
-    CONFIG = validate_config(config)
-except ConfigError as err:
-    raise WorkflowError(str(err)) from None
+# CONFIG: the validated config, from the Snakefile (which reports an invalid one in a few lines and exits)
 
 RES = str(results_dir(CONFIG))
 EXPERIMENTS = list(CONFIG["experiments"])
@@ -32,6 +31,36 @@ def data_id(exp: dict) -> str:
 
 
 DATA = {data_id(e): (e["dataset"], e["image_size"]) for e in CONFIG["experiments"].values()}
+
+# Raw data each data set needs under data.root (digits is built in). Checked at parse time, on the file
+# system only, where its prepared file is not there yet: a run with a missing data set stops here with its fix
+# rather than minutes later inside the data job; a dry run (planning before the data is there) warns.
+RAW_DATA = {"mnist": "MNIST/raw", "cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "imagenet": "imagenet/train"}
+
+
+def missing_data() -> list[str]:
+    root, download = CONFIG["data"]["root"], CONFIG["data"]["download"]
+    missing = []
+    for key, (name, _) in sorted(DATA.items()):
+        expected = os.path.join(root, RAW_DATA[name]) if name in RAW_DATA else None
+        if expected is None or os.path.exists(f"{RES}/data/{key}.pt") or os.path.isdir(expected):
+            continue
+        if name == "imagenet":
+            missing.append(f"{name}: no folder {expected} (nor its val/); it needs a licence: put it there")
+        elif not download:
+            missing.append(f"{name}: no {expected}; set data.download: true to fetch it, or point data.root at a copy")
+    return missing
+
+
+if workflow.is_main_process and missing_data():
+    _dry = bool(getattr(workflow.output_settings, "dryrun", False))  # set before parsing; workflow.dryrun is not
+    print(
+        f"{'warning: ' if _dry else ''}{', '.join(CONFIG_FILES)}: data not found under data.root "
+        f"{CONFIG['data']['root']!r}:\n  " + "\n  ".join(missing_data()),
+        file=sys.stderr,
+    )
+    if not _dry:
+        sys.exit(1)
 
 
 def run_dir(spec: RunSpec) -> str:
