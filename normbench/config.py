@@ -110,10 +110,10 @@ def check_names(config: dict) -> None:
     """Every model and method an experiment names must be registered; streamed data sets take no padding and
     no per-pixel preprocessing;
     a paper figure must be reproduced by some experiment and be of a kind that can be drawn."""
-    from normbench.data import get_spec
     from normbench.methods import UnknownMethodError, method_names
     from normbench.models import UnknownModelError, get_model_info
     from normbench.probes.record import PROBES
+    from normbench.training.data import get_spec
 
     reproduced = {key for exp in config["experiments"].values() for key in exp["reproduces"]}
     for key, fig in config["paper_figures"].items():

@@ -5,12 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from normbench.batches import FolderBatches, TensorBatches, make_batches
 from normbench.config import ConfigError, run_config, run_specs, validate_config
-from normbench.data import DataError, FolderData, load_dataset, load_prepared, save_prepared
 from normbench.models.registry import MODELS
-from normbench.runs import read_records, summarize, without_timing
-from normbench.train import train_pack, train_run
+from normbench.runs.folder import read_records, summarize, without_timing
+from normbench.training.batches import FolderBatches, TensorBatches, make_batches
+from normbench.training.data import DataError, FolderData, load_dataset, load_prepared, save_prepared
+from normbench.training.trainer import train_pack, train_run
 
 CLASSES = ["n01440764", "n01443537", "n01484850"]
 AUG = {"pad": 0, "flip": True}

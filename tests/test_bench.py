@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from normbench.cli import main
+from normbench.cli.main import main
 from normbench.config import run_config, run_specs, validate_config
 
 
@@ -25,8 +25,8 @@ def test_bench_cli_writes_table_and_json(tmp_path, capsys):
 
 
 def test_validate_bf16_writes_a_verdict(tiny_config, tmp_path):
-    from normbench.bench import validate_bf16
-    from normbench.engine import bf16_validated
+    from normbench.studies.bench import validate_bf16
+    from normbench.training.engine import bf16_validated
 
     tiny_config["experiments"]["gap"]["models"] = ["preact_resnet20"]
     tiny_config["experiments"]["gap"]["seeds"] = [0]
@@ -50,7 +50,7 @@ def test_gpu_check_script_parses(repo):
     import shlex
     import subprocess
 
-    from normbench.cli import build_parser
+    from normbench.cli.main import build_parser
 
     script = repo / "scripts" / "gpu-check.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0

@@ -8,7 +8,12 @@ import pytest
 import yaml
 from conftest import epoch_records
 
-from normbench.claims import (
+from normbench.cli.main import main
+from normbench.config import load_config, run_config, run_specs
+from normbench.outputs.report import build_report
+from normbench.references import CHECKS, Claim, load_claims
+from normbench.runs.folder import Run, append_record, load_runs, summarize
+from normbench.verdicts.claims import (
     METRICS,
     evaluate_claim,
     evaluate_claims,
@@ -16,11 +21,6 @@ from normbench.claims import (
     subject_runs,
     write_claims,
 )
-from normbench.cli import main
-from normbench.config import load_config, run_config, run_specs
-from normbench.references import CHECKS, Claim, load_claims
-from normbench.report import build_report
-from normbench.runs import Run, append_record, load_runs, summarize
 
 # ------------------------------------------------------------------------------------------------ helpers
 

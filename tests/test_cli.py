@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from normbench.cli import build_parser, main
+from normbench.cli.main import build_parser, main
 
 
 def test_help_lists_every_step():
@@ -70,10 +70,10 @@ def _python(code: str) -> str:
 
 def test_cli_import_and_help_do_not_import_torch():
     """``normbench --help`` must not pay for torch (about 2 s of CPU on the development machine)."""
-    assert _python("import sys, normbench.cli; print('torch' in sys.modules)") == "False"
+    assert _python("import sys, normbench.cli.main; print('torch' in sys.modules)") == "False"
     code = (
         "import contextlib, io, sys\n"
-        "from normbench.cli import main\n"
+        "from normbench.cli.main import main\n"
         "for argv in (['--help'], ['train', '--help'], ['models', '--help']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "        main(argv)\n"
@@ -83,7 +83,7 @@ def test_cli_import_and_help_do_not_import_torch():
 
 
 def test_unknown_model_from_a_torch_command_exits_2(capsys):
-    # the error classes are looked up lazily (normbench.cli._user_errors): one raised after its module was
+    # the error classes are looked up lazily (normbench.cli.main._user_errors): one raised after its module was
     # imported inside a command is still reported, not a traceback
     assert main(["bench", "--models", "nope", "--device", "cpu", "--steps", "1"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err

@@ -7,11 +7,11 @@ import pytest
 import yaml
 from conftest import epoch_records
 
-from normbench.cli import main
-from normbench.compare import compare, compare_one
+from normbench.cli.main import main
+from normbench.outputs.tables import aggregate, write_tables
 from normbench.references import Reference, load_references, parse_reference_file
-from normbench.runs import Run, append_record, load_runs, summarize
-from normbench.tables import aggregate, write_tables
+from normbench.runs.folder import Run, append_record, load_runs, summarize
+from normbench.verdicts.numbers import compare, compare_one
 
 
 def _run(tmp_path, seed, gaps, dataset="cifar10", epochs=None, model="plain20", diverged=False):
@@ -215,7 +215,7 @@ def test_model_metrics_need_no_runs():
 
 
 def test_matching_uses_options_optimizer_and_paper_dataset(tmp_path):
-    from normbench.compare import run_matches
+    from normbench.verdicts.numbers import run_matches
 
     run = _runs(tmp_path, [1.0])[0]
     run.config.update(
@@ -242,7 +242,7 @@ def test_matching_uses_options_optimizer_and_paper_dataset(tmp_path):
 def test_relative_metrics_against_their_baseline(tmp_path):
     from dataclasses import replace
 
-    from normbench.compare import compare
+    from normbench.verdicts.numbers import compare
 
     def timed(folder, model, method, seconds):
         path = _run(folder, 0, [1.0], model=model)
@@ -270,7 +270,7 @@ def test_relative_metrics_against_their_baseline(tmp_path):
     assert alone["verdict"] == "NOT RUN" and "no baseline runs" in alone["rule"]
 
 
-# The three-way rule (normbench.compare.decide): d = ours - paper, u = 2 SE, floor f.
+# The three-way rule (normbench.verdicts.numbers.decide): d = ours - paper, u = 2 SE, floor f.
 @pytest.mark.parametrize(
     "d,u,floor,n,qualifier,verdict",
     [
@@ -291,13 +291,13 @@ def test_relative_metrics_against_their_baseline(tmp_path):
     ],
 )
 def test_decide(d, u, floor, n, qualifier, verdict):
-    from normbench.compare import decide
+    from normbench.verdicts.numbers import decide
 
     assert decide(d, u, floor, n, qualifier) == verdict
 
 
 def test_runs_to_decide():
-    from normbench.compare import runs_to_decide
+    from normbench.verdicts.numbers import runs_to_decide
 
     assert runs_to_decide(0.0, 1.0, 0.5, 2) == 8  # u falls to f at n = 2 * (1.0 / 0.5)^2
     assert runs_to_decide(0.7, 0.3, 0.5, 5) == 12  # u falls below 0.7 - 0.5 at n = 5 * (0.3 / 0.2)^2
@@ -331,7 +331,7 @@ def test_proxy_keeps_the_interval_but_not_the_verdict(tmp_path):
 def test_best_of_n_matches_a_brute_force_bootstrap():
     import numpy as np
 
-    from normbench.compare import best_of_n
+    from normbench.verdicts.numbers import best_of_n
 
     values = [5.3, 5.5, 5.6, 5.8, 6.0, 5.45, 5.7, 5.9]
     rng = np.random.default_rng(1)
@@ -348,7 +348,7 @@ def test_best_of_n_matches_a_brute_force_bootstrap():
 
 
 def test_best_of_n_with_other_number_of_runs_uses_boo_n(tmp_path):
-    from normbench.compare import best_of_n
+    from normbench.verdicts.numbers import best_of_n
 
     gaps = [2.0, 2.2, 2.4, 2.6, 2.8, 3.0]
     row = compare_one(_ref(2.1, statistic="best", runs=3), _runs(tmp_path, gaps))
@@ -366,7 +366,7 @@ def test_best_of_n_with_as_many_runs_is_our_best(tmp_path):
 
 
 def test_display_of_model_metrics_and_intervals(tmp_path):
-    from normbench.compare import display_rows
+    from normbench.verdicts.numbers import display_rows
 
     refs = [
         _ref(164, metric="depth", statistic="none", model="preact_resnet164"),
@@ -389,7 +389,7 @@ def test_display_of_model_metrics_and_intervals(tmp_path):
 
 
 def test_inconclusive_does_not_fail_strict(tmp_path):
-    from normbench.compare import strict_failures
+    from normbench.verdicts.numbers import strict_failures
 
     df = compare([_ref(6.7)], _runs(tmp_path, [4.7, 6.7, 8.7]))
     assert df["verdict"].item() == "INCONCLUSIVE" and strict_failures(df).empty

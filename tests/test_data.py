@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from normbench.data import DataError, augment, load_dataset, load_prepared, normalize, save_prepared
+from normbench.training.data import DataError, augment, load_dataset, load_prepared, normalize, save_prepared
 
 
 def test_digits_split_and_shapes():

@@ -6,10 +6,14 @@ import copy
 import pytest
 import torch
 
-from normbench.batches import TensorBatches
-from normbench.bench import synthetic_data
 from normbench.config import run_config, run_specs, validate_config
-from normbench.engine import (
+from normbench.methods import build_method
+from normbench.methods.svb import bound_singular_values, bound_singular_values_batched, weight_layers
+from normbench.models import build_model
+from normbench.runs.folder import read_records, without_timing
+from normbench.studies.bench import synthetic_data
+from normbench.training.batches import TensorBatches
+from normbench.training.engine import (
     EagerStep,
     FastStep,
     bf16_validated,
@@ -17,11 +21,7 @@ from normbench.engine import (
     engine_config,
     graph_plan,
 )
-from normbench.methods import build_method
-from normbench.methods.svb import bound_singular_values, bound_singular_values_batched, weight_layers
-from normbench.models import build_model
-from normbench.runs import read_records, without_timing
-from normbench.train import train_run
+from normbench.training.trainer import train_run
 
 SGD = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}
 

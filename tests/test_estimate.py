@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from normbench.cli import main
+from normbench.cli.main import main
 from normbench.config import validate_config
-from normbench.estimate import Throughputs, estimate, forward_flops, per_table
+from normbench.studies.estimate import Throughputs, estimate, forward_flops, per_table
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_cli_prints_tables_and_writes_json(config, tmp_path, capsys, tiny_config
 
 
 def test_bench_rows_are_filtered_by_precision_and_pack(tmp_path):
-    from normbench.estimate import read_bench
+    from normbench.studies.estimate import read_bench
 
     rows = [
         {"model": "m", "engine": "eager", "precision": "fp32", "pack": 1, "images_per_s": 100.0},

@@ -27,10 +27,10 @@ import torch
 import yaml
 from conftest import TINY_EXPERIMENT, copy_workflow
 
-from normbench import cli
+from normbench.cli import main as cli
 from normbench.config import ConfigError, load_config, run_config, run_specs, validate_config
-from normbench.data import load_dataset, save_prepared
-from normbench.runs import read_records, without_timing
+from normbench.runs.folder import read_records, without_timing
+from normbench.training.data import load_dataset, save_prepared
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 4
@@ -43,9 +43,9 @@ import io, os, pathlib, signal, sys
 
 import torch
 
-import normbench.batches as batches
-import normbench.train as train
-from normbench.cli import main
+import normbench.training.batches as batches
+import normbench.training.trainer as train
+from normbench.cli.main import main
 
 moment, at, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 count = {"batches": 0, "rotations": 0}
@@ -375,7 +375,7 @@ def test_second_writer_of_a_run_folder_exits_75_and_the_log_is_one_clean_run(set
 
 
 def test_temporary_files_are_unique_to_the_process(tmp_path):
-    from normbench.runs import temp_path
+    from normbench.runs.folder import temp_path
 
     names = {temp_path(tmp_path / "resume.pt").name for _ in range(50)}
     assert len(names) == 50 and all(n.startswith(f"resume.pt.{os.getpid()}-") for n in names)
@@ -404,7 +404,7 @@ def test_force_moves_a_finished_run_aside_then_retrains(setup, tmp_path):
     new = read_records(run / "metrics.jsonl", allow_partial_last=False)
     assert without_timing(new) == without_timing(read_records(aside / "metrics.jsonl"))
     assert new != read_records(aside / "metrics.jsonl")  # trained again: other timings
-    from normbench.runs import find_metrics
+    from normbench.runs.folder import find_metrics
 
     assert find_metrics([tmp_path]) == [run / "metrics.jsonl"]  # tables do not count the old copy
 
@@ -442,7 +442,7 @@ def test_resume_state_that_does_not_fit_the_model_is_moved_aside_and_the_run_res
 
 
 def test_damaged_last_line_of_a_finished_log_is_an_error_when_loaded(setup, tmp_path):
-    from normbench.runs import load_run
+    from normbench.runs.folder import load_run
 
     run = tmp_path / "run"
     shutil.copytree(setup["ref"], run)
@@ -462,7 +462,7 @@ def test_io_failure_ends_in_one_line_and_leaves_no_temporary(
 ):
     import errno
 
-    from normbench import checkpoint
+    from normbench.training import checkpoint
 
     err = OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
     if where == "save":
@@ -491,7 +491,7 @@ def test_io_failure_ends_in_one_line_and_leaves_no_temporary(
 
 
 def test_save_atomic_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
-    from normbench import checkpoint
+    from normbench.training import checkpoint
 
     path = tmp_path / "resume.pt"
     checkpoint.save_atomic({"epoch": 1}, path)

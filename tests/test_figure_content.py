@@ -15,11 +15,11 @@ import pytest
 import torch
 from conftest import epoch_records
 
-import normbench.figures as figures
-import normbench.probe_figures as probe_figures
+import normbench.outputs.figures as figures
+import normbench.outputs.probe_figures as probe_figures
 from normbench.models import build_model
 from normbench.probes import PROBES, record_probes
-from normbench.runs import load_runs
+from normbench.runs.folder import load_runs
 
 SINGLE = ("plain20", "preact_resnet20")  # experiment 'gap' of the default pipeline: one depth
 MULTI = ("plain20", "plain83", "preact_resnet20", "preact_resnet83")  # two families, depths 20 and 83

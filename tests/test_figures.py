@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from conftest import TINY_EXPERIMENT, epoch_records
 
-import normbench.figures as figures
-import normbench.probe_figures as probe_figures
-from normbench.runs import Run
+import normbench.outputs.figures as figures
+import normbench.outputs.probe_figures as probe_figures
+from normbench.runs.folder import Run
 
 
 def make_run(tmp_path: Path, model: str, seed: int, method: str = "none", **extra) -> Run:
@@ -86,8 +86,8 @@ def test_curves_spread_statistics(tmp_path):
 
 def fig2_runs(tmp_path: Path, config: dict) -> list[Run]:
     from normbench.config import RunSpec, validate_config
-    from normbench.fig2 import grid_run, grid_run_config
-    from normbench.runs import load_runs
+    from normbench.runs.folder import load_runs
+    from normbench.studies.fig2 import grid_run, grid_run_config
 
     config = validate_config(config)
     for method in ("none", "procrustes"):
@@ -125,8 +125,8 @@ def test_fig2_study_end_to_end(tmp_path, tiny_config, captured):
     csv = pd.read_csv(tmp_path / "figures" / "fig2" / "fig2_grid.csv")
     assert len(csv) == 4 and set(csv["runs"]) == {1} and set(csv["method"]) == {"none", "procrustes"}
 
-    from normbench.claims import evaluate_claims
     from normbench.references import load_claims
+    from normbench.verdicts.claims import evaluate_claims
 
     # The paper's claim reads the study's runs (its subjects name the method options the runs use).
     claim = next(c for c in load_claims() if c.id == "fig2_projection_closer_to_one")
@@ -137,7 +137,7 @@ def test_fig2_study_end_to_end(tmp_path, tiny_config, captured):
 
 
 def test_figures_cli_layout_and_fig2(tmp_path, tiny_config):
-    from normbench.cli import main
+    from normbench.cli.main import main
 
     runs = [make_run(tmp_path, m, s) for m in ("plain20", "plain83") for s in (0, 1)]
     for run in runs:
@@ -152,7 +152,7 @@ def test_figures_cli_layout_and_fig2(tmp_path, tiny_config):
 
 def test_paper_figure_spans_experiments(tmp_path, captured):
     """--out-stem: one figure of the runs of several experiments (Zaeemzadeh Fig. 4: two experiments)."""
-    from normbench.cli import main
+    from normbench.cli.main import main
 
     runs = [make_run(tmp_path, "plain20", 0), make_run(tmp_path, "procresnet22", 0, "procrustes")]
     runs[1].config["experiment"] = "other"

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from normbench.batches import TensorBatches
 from normbench.config import ConfigError, run_config, run_specs, validate_config
-from normbench.data import ImageData, Preprocessor, load_dataset, pixel_stats
 from normbench.methods import build_method
 from normbench.models import build_model
 from normbench.models.layers import apply_init, init_orthogonal, weight_layers
-from normbench.train import train_run
+from normbench.training.batches import TensorBatches
+from normbench.training.data import ImageData, Preprocessor, load_dataset, pixel_stats
+from normbench.training.trainer import train_run
 
 
 class Shapes(nn.Module):
@@ -125,7 +125,7 @@ def test_per_pixel_statistics_have_the_image_shape_and_standardise_the_training_
 
 
 def test_per_channel_is_the_previous_normalisation():
-    from normbench.data import normalize
+    from normbench.training.data import normalize
 
     data = _images()
     assert torch.equal(

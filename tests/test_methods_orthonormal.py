@@ -17,7 +17,7 @@ from normbench.methods.orthonormal import (
     orthonormal_penalty,
     orthonormal_penalty_grad,
 )
-from normbench.train import build_optimizer
+from normbench.training.trainer import build_optimizer
 
 
 def gram(weight: torch.Tensor) -> torch.Tensor:

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-import normbench.train as train_mod
+import normbench.training.trainer as train_mod
 from normbench.config import run_config, run_specs, validate_config
 from normbench.methods import METHODS, build_method
 from normbench.methods.procrustes import procrustes_gain
 from normbench.models.layers import ProjectedConv2d
-from normbench.train import train_run
+from normbench.training.trainer import train_run
 
 NAMES = ["procrustes", "svb", "bbn", "ortho_init", "ortho_reg", "modulation"]
 

@@ -1,4 +1,4 @@
-"""Packed seeds (engine.pack, normbench.pack): several runs in one process compute what they compute alone."""
+"""Packed seeds (engine.pack, normbench.training.pack): several runs in one process compute what they compute alone."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from normbench.config import run_config, run_specs, validate_config
-from normbench.pack import interleave
-from normbench.runs import read_records, without_timing
-from normbench.train import train_pack, train_run
+from normbench.runs.folder import read_records, without_timing
+from normbench.training.pack import interleave
+from normbench.training.trainer import train_pack, train_run
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_pack_on_gpu_matches_runs_alone(pack_cfgs, tmp_path):
 
 
 def test_report_counts_a_packs_hours_once(tmp_path):
-    from normbench.report import provenance_summary
+    from normbench.outputs.report import provenance_summary
 
     def write(name, seconds, pack):
         folder = tmp_path / name

@@ -72,10 +72,10 @@ def test_smoke_all_is_the_paper_plan_at_tiny_scale(repo, monkeypatch):
 
 
 def test_proxy_runs_record_their_stand_in(repo, monkeypatch, tmp_path):
-    from normbench.compare import protocol_differences
     from normbench.config import RunSpec, run_config
     from normbench.references import load_references
-    from normbench.runs import Run
+    from normbench.runs.folder import Run
+    from normbench.verdicts.numbers import protocol_differences
 
     monkeypatch.chdir(repo)
     config = load_config("config/smoke.yaml")

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from conftest import copy_workflow
 
-from normbench.cli import build_parser, main
-from normbench.paper_tables import (
+from normbench.cli.main import build_parser, main
+from normbench.outputs.paper_tables import (
     _clean,
     baseline_grid,
     baseline_groups,
@@ -22,8 +22,8 @@ from normbench.paper_tables import (
     to_latex,
     write_all,
 )
+from normbench.outputs.report import build_report
 from normbench.references import Reference, load_references
-from normbench.report import build_report
 
 NAN = float("nan")
 

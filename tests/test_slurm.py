@@ -23,7 +23,7 @@ import yaml
 from conftest import copy_workflow
 
 from normbench.config import load_config
-from normbench.runs import read_records, without_timing
+from normbench.runs.folder import read_records, without_timing
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"

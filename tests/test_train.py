@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from normbench.config import run_config, run_specs, validate_config
-from normbench.runs import read_records, without_timing
-from normbench.train import lr_at, train_run
+from normbench.runs.folder import read_records, without_timing
+from normbench.training.trainer import lr_at, train_run
 
 
 @pytest.fixture

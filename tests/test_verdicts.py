@@ -12,10 +12,10 @@ import yaml
 from test_claims import Runs, _claim, _eval
 from test_compare import _ref
 
-from normbench.claims import Sample, compare_less
-from normbench.compare import compare, compare_one, decide, verdict_counts
 from normbench.references import ReferenceError, parse_reference_file
 from normbench.verdicts import chi2_sd_interval, t_quantile
+from normbench.verdicts.claims import Sample, compare_less
+from normbench.verdicts.numbers import compare, compare_one, decide, verdict_counts
 
 
 def _number_runs(tmp_path, values, epochs_logged=None, epochs=None, diverged=()):
@@ -323,10 +323,10 @@ def test_paper_config_follows_every_recipe_key_the_papers_state():
     # every run of config/paper.yaml against the references it stands for: no stated recipe key differs
     # (e.g. Jia's orthogonal init and raw images, Xie's per-pixel statistics); a difference here would make
     # a paper-scale row PROXY, so it must be a decision written into the config, not an accident
-    from normbench.compare import run_matches
     from normbench.config import load_config, run_config, run_specs
     from normbench.references import load_references
-    from normbench.runs import Run
+    from normbench.runs.folder import Run
+    from normbench.verdicts.numbers import run_matches
     from normbench.verdicts.protocol import recipe_differences
 
     config = load_config("config/paper.yaml")

@@ -61,7 +61,7 @@ def test_every_stage_writes_its_outputs(pipeline):
     html = (res / "report.html").read_text()
     assert "PROXY" in html and "data:image/png;base64" in html and "zaeemzadeh2020" in html
     # every reference table in the paper's layout, run or not, and the baselines across papers
-    from normbench.paper_tables import planned_tables
+    from normbench.outputs.paper_tables import planned_tables
 
     for paper, table in planned_tables():
         for ext in ("md", "csv", "tex"):

@@ -1,7 +1,7 @@
 """The interface every training method (constraint, regularizer, modulation) implements.
 
 A method attaches to any registry model and acts at documented hook points of the training loop
-(:func:`normbench.train.train_run`), in this order within one run:
+(:func:`normbench.training.trainer.train_run`), in this order within one run:
 
     attach(model)                  once, after the model is built (e.g. orthonormal init, backward hooks)
     per iteration:
@@ -17,7 +17,7 @@ A method attaches to any registry model and acts at documented hook points of th
                                    for procrustes, "bounds" for svb/bbn)}
 
 ``uses_weight_decay`` tells the trainer whether the optimizer's L2 weight decay stays on (the orthonormal
-regularizer replaces it). ``graph_safe`` tells the fast engine (:mod:`normbench.engine`) whether ``loss_term``
+regularizer replaces it). ``graph_safe`` tells the fast engine (:mod:`normbench.training.engine`) whether ``loss_term``
 and the backward hooks are pure tensor functions of the model that a CUDA graph can capture once and replay
 (no Python state read or written per step); ``after_step``, ``after_epoch`` and ``finalize`` always run on the
 host, between replays, so they need not be. ``state_dict``/``load_state_dict`` carry any state a resumed run needs.

@@ -15,7 +15,7 @@ Conv-ReLU block. Our choices where the paper is silent: no bias; no ReLU after t
 logits); global average pooling to reach the classifier output; He (fan-out) normal init as in Sec. 4. All three
 convolutions are :class:`~normbench.models.layers.ProjectedConv2d` ("we perform the projection on the
 convolution layers"), so the ``procrustes`` method finds them. The registry's ``fig2_probe`` is the c = d = 16
-cell; the Fig. 2 study (:mod:`normbench.fig2`) builds every cell of its grid with :func:`fig2_network`.
+cell; the Fig. 2 study (:mod:`normbench.studies.fig2`) builds every cell of its grid with :func:`fig2_network`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ data (lists, dicts, floats; ``inf``/``nan`` as floats); :func:`record_probes` ru
 returns strict-JSON data. See ``docs/probes.md`` for the maths and conventions.
 """
 
-from normbench.probes._common import from_json_safe, json_safe, pick_spread
+from normbench.probes._common import pick_spread
 from normbench.probes.conditioning import (
     condition_number,
     hidden_condition_numbers,
@@ -34,6 +34,7 @@ from normbench.probes.gradients import (
 )
 from normbench.probes.record import PROBES, record_probes
 from normbench.probes.spectra import singular_value_histograms, svdvals, weight_singular_values
+from normbench.runs.records import from_json_safe, json_safe
 
 __all__ = [
     "PROBES",

@@ -230,7 +230,7 @@ def fig2_ratio(
     ``method``, when given, is a training method of :mod:`normbench.methods` run at its hooks as the trainer
     runs it (attach after one no-grad forward pass, ``loss_term``, ``after_step``, ``after_epoch``; the
     optimizer's weight decay stays on only if ``method.uses_weight_decay``): this is how the Fig. 2 study
-    (:mod:`normbench.fig2`) applies the ``procrustes`` method of a configuration. ``test_batches`` (a callable
+    (:mod:`normbench.studies.fig2`) applies the ``procrustes`` method of a configuration. ``test_batches`` (a callable
     returning the test batches) adds the test loss and error after training.
 
     Returns ``{"c", "d", "projected", "steps", "ratio", "grad_norm_in", "grad_norm_out", "in_shape",

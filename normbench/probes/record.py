@@ -25,12 +25,12 @@ from typing import Any
 
 from torch import nn
 
-from normbench.probes._common import json_safe
 from normbench.probes.conditioning import hidden_condition_numbers, weight_condition_numbers
 from normbench.probes.correlation import weight_correlation
 from normbench.probes.distributions import activation_distributions, weight_distributions
 from normbench.probes.gradients import backward_error_moments, block_grad_norm_ratios
 from normbench.probes.spectra import singular_value_histograms, weight_singular_values
+from normbench.runs.records import json_safe
 
 ProbeFn = Callable[..., Any]
 

@@ -4,7 +4,7 @@ This wing owns how a number or a claim is judged: the Student-t and chi-square i
 (:mod:`~normbench.verdicts.statistics`), which runs count (finished, diverged, incomplete:
 :mod:`~normbench.verdicts.accounting`) and what each metric means (direction, unit, floor, how it is
 computed: :mod:`~normbench.verdicts.metrics`). It imports no torch and nothing that trains; the comparison
-(:mod:`normbench.compare`) and the claims (:mod:`normbench.claims`) build on it.
+(:mod:`normbench.verdicts.numbers`) and the claims (:mod:`normbench.verdicts.claims`) build on it.
 """
 
 from normbench.verdicts.accounting import RunCounts, count_runs, run_status

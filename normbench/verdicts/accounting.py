@@ -2,7 +2,7 @@
 
 - **diverged**: its log holds a ``diverged`` record (training stopped on a non-finite loss). It is a
   result, never dropped: a finite paper number with diverged runs on our side is not REPRODUCED, and a claim
-  never passes on the survivors alone (:mod:`normbench.compare`, :mod:`normbench.claims`).
+  never passes on the survivors alone (:mod:`normbench.verdicts.numbers`, :mod:`normbench.verdicts.claims`).
 - **incomplete**: its log stops before the configured epochs without diverging (killed, still running, or
   copied half-way). It is excluded from every statistic: its "final" numbers are not final.
 - **finished**: every configured epoch is logged.
@@ -18,7 +18,7 @@ FINISHED, DIVERGED, INCOMPLETE = "finished", "diverged", "incomplete"
 
 
 def run_status(run: Any) -> str:
-    """``finished``, ``diverged`` or ``incomplete`` for a :class:`normbench.runs.Run` (module docstring)."""
+    """``finished``, ``diverged`` or ``incomplete`` for a :class:`normbench.runs.folder.Run` (module docstring)."""
     if run.summary.get("diverged"):
         return DIVERGED
     want = run.config.get("epochs")

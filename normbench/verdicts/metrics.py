@@ -3,7 +3,7 @@
 Every metric of ``normbench/references/*.yaml`` must be here (an unknown one is an error when the references
 load): there is no default tolerance. Each entry gives
 
-- ``kind``: ``trained`` (a per-run number from the run's log, :func:`normbench.runs.summarize`),
+- ``kind``: ``trained`` (a per-run number from the run's log, :func:`normbench.runs.folder.summarize`),
   ``relative`` (a trained number against a baseline subject's), ``structure`` (a property of the
   architecture, checked from the registry, never counted as a trained result) or ``not_evaluated`` (no
   computation from the logs yet: such a number reads NOT EVALUATED with ``how``, never NOT RUN when runs

@@ -2,7 +2,7 @@
 train and whether they can give a verdict other than INCONCLUSIVE.
 
 A number with n planned runs is decidable when n >= 2 and the expected half-width of its interval,
-``t_{0.975, n-1} · sigma / sqrt(n)``, is at most its floor f (:mod:`normbench.compare`). ``sigma`` is the
+``t_{0.975, n-1} · sigma / sqrt(n)``, is at most its floor f (:mod:`normbench.verdicts.numbers`). ``sigma`` is the
 seed-to-seed std the paper states for the same model and table (a ``std`` row) where there is one, else the
 assumption ``sigma = f / 2`` (the floors are set at about twice the usual seed-to-seed std of the metric).
 ``runs_needed`` is the smallest n that would make it decidable under the same sigma. A time overhead is a

@@ -107,7 +107,7 @@ def protocol_differences(
     if runs_wanted is not None and len(runs) < runs_wanted:
         add(f"{len(runs)} runs (paper: {runs_wanted})")
     if any(_precision(r.config) != "fp32" for r in runs):
-        from normbench.engine import bf16_validated  # torch: only for the rare bf16 run
+        from normbench.training.engine import bf16_validated  # torch: only for the rare bf16 run
 
         if not all(bf16_validated(r.config) for r in runs):
             add("bf16 autocast without a passing fp32 validation (engine.bf16_validation)")

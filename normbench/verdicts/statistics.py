@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from statistics import mean, stdev
 
 from scipy import stats as _stats
 
@@ -50,3 +51,11 @@ def chi2_sd_interval(s: float, n: int, confidence: float = CONFIDENCE) -> tuple[
     hi_q = _stats.chi2.ppf(0.5 + confidence / 2, k)
     lo_q = _stats.chi2.ppf(0.5 - confidence / 2, k)
     return s * math.sqrt(k / hi_q), s * math.sqrt(k / lo_q)
+
+
+def sample_stats(values: list[float]) -> tuple[float, float, int]:
+    """(mean, sample std, n) over the finite values; std is NaN for n < 2, mean NaN for n = 0."""
+    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not vals:
+        return float("nan"), float("nan"), 0
+    return mean(vals), (stdev(vals) if len(vals) > 1 else float("nan")), len(vals)

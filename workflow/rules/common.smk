@@ -7,7 +7,7 @@ import shlex
 import sys
 
 from normbench.probes.record import PROBES
-from normbench.data import get_spec
+from normbench.training.data import get_spec
 from normbench.config import RunSpec, results_dir, run_config, run_specs
 
 # CONFIG: the validated config, from the Snakefile (which reports an invalid one in a few lines and exits)
@@ -113,7 +113,7 @@ GRID_EXPERIMENTS = [name for name, exp in CONFIG["experiments"].items() if exp["
 
 def fig2_spec_json(wildcards) -> str:
     """The resolved config of one Fig. 2 study run: the run config plus the experiment's grid."""
-    from normbench.fig2 import grid_run_config
+    from normbench.studies.fig2 import grid_run_config
 
     spec = RunSpec(wildcards.experiment, wildcards.model, wildcards.method, int(wildcards.seed))
     return json.dumps(grid_run_config(CONFIG, spec), sort_keys=True)

@@ -1,4 +1,4 @@
-# Zaeemzadeh Fig. 2 studies: experiments with a `grid:` (normbench.fig2). Each (experiment, fig2_probe, method,
+# Zaeemzadeh Fig. 2 studies: experiments with a `grid:` (normbench.studies.fig2). Each (experiment, fig2_probe, method,
 # seed) run trains the 3-layer network of every (c, d) cell of the grid; it takes the place of `train` for
 # these experiments and writes the same run folder (without checkpoint), so tables, claims and the report read it.
 

@@ -1,7 +1,7 @@
 # The comparison in the papers' own table layouts, one set of files per reference table (run or not), and the
 # same baseline across papers. The (paper, table) pairs come from the reference YAMLs, so the outputs are
 # known before any job runs.
-from normbench.paper_tables import planned_files
+from normbench.outputs.paper_tables import planned_files
 
 
 rule paper_tables:

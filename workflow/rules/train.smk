@@ -1,6 +1,6 @@
 # Training jobs. An experiment whose pack size is 1 (its `pack`, else engine.pack; the default) has one job per
 # run (experiment, model, method, seed): rule `train`. A pack size K > 1 gives one job per K seeds of an
-# (experiment, model, method), trained in one process with their steps interleaved (normbench.pack): a rule
+# (experiment, model, method), trained in one process with their steps interleaved (normbench.training.pack): a rule
 # `train_seeds<s1>_<s2>...` per group of seeds, limited to the experiments whose seed list is cut into that
 # group. Both write the same run folders.
 RUN_FILES = ("metrics.jsonl", "config.json", "provenance.json", "checkpoint.pt")

@@ -77,8 +77,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from normbench.references import Reference
-from normbench.runs import Run
-from normbench.tables import fmt_mean_std, stats
+from normbench.runs.folder import DATASET_SHAPES, Run
 from normbench.verdicts import (
     DEVIATES,
     INCONCLUSIVE,
@@ -93,10 +92,11 @@ from normbench.verdicts import (
     t_quantile,
 )
 from normbench.verdicts.accounting import finished_runs
+from normbench.verdicts.formatting import mean_std, number
 from normbench.verdicts.metrics import METRIC_TABLE, STRUCTURE
 from normbench.verdicts.metrics import NOT_EVALUATED as UNCOMPUTED
 from normbench.verdicts.protocol import protocol_differences as check_protocol
-from normbench.verdicts.statistics import CONFIDENCE, welch_df
+from normbench.verdicts.statistics import CONFIDENCE, sample_stats, welch_df
 
 SD_RATIO_BAND = 2.0
 """A std row agrees when ours / paper lies in [1/2, 2] (compared on the log scale)."""
@@ -286,8 +286,7 @@ def model_metric(ref: Reference) -> float | None:
     if ref.metric == "depth":
         return float(info.depth)
     if ref.metric == "params":
-        classes = 100 if ref.dataset == "cifar100" else 1000 if ref.dataset == "imagenet" else 10
-        channels = 1 if ref.dataset == "mnist" else 3
+        classes, channels = DATASET_SHAPES.get(ref.dataset or "", DATASET_SHAPES["cifar10"])
         return count_params(build_model(info.name, num_classes=classes, in_channels=channels)) / 1e6
     return None
 
@@ -436,7 +435,7 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
         row["n"] = done
     else:
         values = [r.summary.get(ref.metric, float("nan")) for r in finished]
-        m, s, n = stats(values)
+        m, s, n = sample_stats(values)
         finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
         row.update(ours_mean=m, ours_std=s, n=n)
         if ref.statistic == "std":
@@ -537,8 +536,8 @@ def compare_relative(
         return row
     counts, base_counts = count_runs(runs), count_runs(baseline)
     runs, baseline = finished_runs(runs), finished_runs(baseline)
-    a, s_a, n_a = stats([r.summary.get(key, float("nan")) for r in runs])
-    b, s_b, n_b = stats([r.summary.get(key, float("nan")) for r in baseline])
+    a, s_a, n_a = sample_stats([r.summary.get(key, float("nan")) for r in runs])
+    b, s_b, n_b = sample_stats([r.summary.get(key, float("nan")) for r in baseline])
     diffs = protocol_differences(ref, runs) if runs else []
     ours = combine(a, b) if n_a and n_b and b else float("nan")
     n = min(n_a, n_b)
@@ -595,15 +594,6 @@ def compare(references: list[Reference], runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _num(x: Any, digits: int = 2, metric: str = "") -> str:
-    """A number for display: '-' when missing, integers as integers for counts (depth, blocks)."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    if metric in COUNT_METRICS and isinstance(x, (int, float)) and float(x).is_integer():
-        return str(int(x))
-    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
-
-
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
@@ -614,11 +604,11 @@ def _ours_cell(r: dict[str, Any]) -> str:
     estimator = r.get("estimator")
     estimator = estimator if isinstance(estimator, str) else ""  # NaN when read back from the CSV
     if r.get("kind") == "structure" or r["statistic"] == "none":  # a single deterministic number
-        return _num(r["ours"], metric=r["metric"])
-    mean_std = fmt_mean_std(r["ours_mean"], r["ours_std"])
+        return number(r["ours"], integral=r["metric"] in COUNT_METRICS)
+    spread = mean_std(r["ours_mean"], r["ours_std"])
     if r["statistic"] in ("mean", "unstated", "single") or not estimator:
-        return mean_std
-    return f"{_num(r['ours'])} ({estimator}); mean {mean_std}"
+        return spread
+    return f"{number(r['ours'])} ({estimator}); mean {spread}"
 
 
 def _runs_cell(r: dict[str, Any]) -> str:
@@ -635,7 +625,7 @@ def _runs_cell(r: dict[str, Any]) -> str:
 def _delta_cell(r: dict[str, Any]) -> str:
     if _finite(r["delta"]) and _finite(r.get("half_width")):
         return f"{round(r['delta'], 2) or 0.0:+.2f} ± {r['half_width']:.2f}"  # no '-0.00'
-    return _num(r["delta"], metric=r["metric"])
+    return number(r["delta"], integral=r["metric"] in COUNT_METRICS)
 
 
 def _verdict_cell(r: dict[str, Any]) -> str:
@@ -675,7 +665,9 @@ def display_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                 r["row"],
                 r["column"],
                 r["statistic"],
-                "'-' (diverges)" if r["paper_value"] is None else _num(r["paper_value"], metric=r["metric"]),
+                "'-' (diverges)"
+                if r["paper_value"] is None
+                else number(r["paper_value"], integral=r["metric"] in COUNT_METRICS),
                 _ours_cell(r),
                 _runs_cell(r),
                 _delta_cell(r),
@@ -741,7 +733,7 @@ def write_comparison(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         "paper number with diverged runs is never REPRODUCED), incomplete ones (log shorter than the configured",
         "epochs) excluded. Structure rows (parameter counts, depths) are checked from the registry and counted",
         "apart from trained results. Like with like: mean vs our mean, best of n vs our best of n (Boo_n when",
-        "our number of runs differs). See `normbench.compare` and `normbench.verdicts`.",
+        "our number of runs differs). See `normbench.verdicts.numbers` and `normbench.verdicts`.",
     ]
     records = json.loads(df.to_json(orient="records"))
     return write_verdict_files(

@@ -43,8 +43,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from normbench.probes._common import as_float  # noqa: E402
-from normbench.runs import Run  # noqa: E402
+from normbench.runs.folder import Run  # noqa: E402
+from normbench.runs.records import as_float  # noqa: E402
 
 # The experiment's `figure:` block: panels (auto: one column per depth when the runs have several; depth:
 # always by depth; none: one column), spread over seeds (sd: ± 1 std; range: min-max), loss axis scale, the
@@ -433,7 +433,7 @@ def fig2_grid_frame(runs: list[Run]) -> pd.DataFrame:
     """One row per (method, c, d) of the Fig. 2 study's runs: the ratio of the 3x3 Conv-ReLU layer at the last
     probe record (the paper's 10th epoch), mean, std, min and max over runs, and the number of runs.
 
-    Each run of the study (:mod:`normbench.fig2`) holds one ``grad_norm_ratio`` record per grid cell, with
+    Each run of the study (:mod:`normbench.studies.fig2`) holds one ``grad_norm_ratio`` record per grid cell, with
     ``c`` and ``d``; the CSV of the figure is this frame.
     """
     rows = []

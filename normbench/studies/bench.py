@@ -1,14 +1,14 @@
 """``normbench bench``: the eager training loop against the fast engine, measured in one run on one device.
 
 For each model (with the method it trains with: ``procresnet166:procrustes`` projects every 2 steps, as in
-training) and precision, both engines of :mod:`normbench.engine` train the same network, from the same
+training) and precision, both engines of :mod:`normbench.training.engine` train the same network, from the same
 initialisation, on the same data shape: synthetic uint8 images of CIFAR shape (3x32x32, 10 classes, random
 pixels and labels), held on the device and augmented there per batch exactly as the trainer does (4-px pad and
 crop, flips, normalisation), with the CIFAR recipe's optimizer (SGD, lr 0.1, momentum 0.9, weight decay 1e-4).
 After ``warmup`` untimed steps (the fast engine's eager warm-up and CUDA-graph capture happen there), ``steps``
 steps are timed, the device synchronised at both ends. Reported: images/s, seconds per CIFAR epoch of 50,000
 images (50,000 / images/s; evaluation not included), and the ratio to the eager fp32 loop of the same model.
-With ``packs``, the fast engine is also timed with several seeds trained in one process (:mod:`normbench.pack`,
+With ``packs``, the fast engine is also timed with several seeds trained in one process (:mod:`normbench.training.pack`,
 ``engine.pack``): images/s then counts the images of every packed seed.
 
 :func:`validate_bf16` is the measured run that gates bf16: it trains one configured run twice, fp32 and bf16,
@@ -28,13 +28,13 @@ from typing import Any
 
 import torch
 
-from normbench.batches import TensorBatches
-from normbench.data import ImageData
-from normbench.engine import build_step
 from normbench.methods import build_method
 from normbench.models import build_model
-from normbench.pack import interleave
-from normbench.provenance import device_description
+from normbench.training.batches import TensorBatches
+from normbench.training.data import ImageData
+from normbench.training.engine import build_step
+from normbench.training.pack import interleave
+from normbench.training.provenance import device_description
 
 DEFAULT_MODELS = ("preact_resnet164", "procresnet166:procrustes")
 CIFAR_TRAIN = 50_000
@@ -78,7 +78,7 @@ def time_engine(
     """Images per second of ``steps`` training steps of one engine (after ``warmup`` untimed steps).
 
     With ``pack`` > 1, that many copies (seeds 0, 1, ...) train in one process with their steps interleaved,
-    each on its own CUDA stream (:mod:`normbench.pack`); images/s counts the images of all of them.
+    each on its own CUDA stream (:mod:`normbench.training.pack`); images/s counts the images of all of them.
     """
     device = torch.device(device)
     benchmark = torch.backends.cudnn.benchmark  # the fast engine may switch autotuning on: restored below
@@ -103,7 +103,7 @@ def _stepper(model_name, engine, precision, device, method, deterministic, seed,
 
 
 def _steps(stepper, batches: Iterator, n: int):
-    """``n`` steps of one stepper, yielding after each (a member of :func:`normbench.pack.interleave`)."""
+    """``n`` steps of one stepper, yielding after each (a member of :func:`normbench.training.pack.interleave`)."""
     stepper.start_epoch()
     for _ in range(n):
         stepper.step(*next(batches))
@@ -243,8 +243,8 @@ def validate_bf16(
     write the verdict to ``out``: ``passed`` when neither diverged and their test errors, each averaged over
     the last quarter of the epochs (at least the last one; on a short schedule one epoch's error swings by
     points), differ by at most ``tolerance`` percentage points. Returns the verdict."""
-    from normbench.runs import read_records, summarize
-    from normbench.train import select_device, train_run
+    from normbench.runs.folder import read_records, summarize
+    from normbench.training.trainer import select_device, train_run
 
     work = Path(work_dir or tempfile.mkdtemp(prefix="bf16-validation-"))
     results = {}

@@ -15,7 +15,7 @@ the GPU and augment it there.
 - ``imagenet``: too large for memory, so it is not an :class:`ImageData` but a :class:`FolderData` manifest
   (class list, image counts, crop size, channel statistics) of two torchvision ``ImageFolder`` trees,
   ``<root>/imagenet/train/<wnid>/*`` and ``<root>/imagenet/val/<wnid>/*`` (the validation images sorted into
-  class folders, as torchvision's ImageNet reference scripts expect). :mod:`normbench.batches` streams it
+  class folders, as torchvision's ImageNet reference scripts expect). :mod:`normbench.training.batches` streams it
   through a ``DataLoader``. Nothing is downloaded: ImageNet needs a licence, so a user supplies it.
 """
 
@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from normbench.runs.folder import DATASET_SHAPES
 
 
 class DataError(RuntimeError):
@@ -77,7 +79,7 @@ class FolderData:
 
     ``image_size`` is the side of the square crops the network sees (224, or 299 for Inception-ResNet-v2);
     training uses random-resized crops and flips, evaluation a resize to 256/224 of it and a centre crop
-    (:mod:`normbench.batches`).
+    (:mod:`normbench.training.batches`).
     """
 
     name: str
@@ -180,19 +182,15 @@ def _torchvision(cls_name: str, expected: str) -> Callable:
     return load
 
 
+_LOADERS = {
+    "digits": (_digits, "scikit-learn UCI digits, resized (offline smoke data)"),
+    "mnist": (_torchvision("MNIST", "<root>/MNIST/raw/*-ubyte[.gz]"), "MNIST 28x28"),
+    "cifar10": (_torchvision("CIFAR10", "<root>/cifar-10-batches-py/"), "CIFAR-10 32x32"),
+    "cifar100": (_torchvision("CIFAR100", "<root>/cifar-100-python/"), "CIFAR-100 32x32"),
+    "imagenet": (None, "ImageNet (ILSVRC-2012) image folders, streamed"),
+}
 DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in (
-        DatasetSpec("digits", 10, 1, _digits, "scikit-learn UCI digits, resized (offline smoke data)"),
-        DatasetSpec("mnist", 10, 1, _torchvision("MNIST", "<root>/MNIST/raw/*-ubyte[.gz]"), "MNIST 28x28"),
-        DatasetSpec(
-            "cifar10", 10, 3, _torchvision("CIFAR10", "<root>/cifar-10-batches-py/"), "CIFAR-10 32x32"
-        ),
-        DatasetSpec(
-            "cifar100", 100, 3, _torchvision("CIFAR100", "<root>/cifar-100-python/"), "CIFAR-100 32x32"
-        ),
-        DatasetSpec("imagenet", 1000, 3, None, "ImageNet (ILSVRC-2012) image folders, streamed"),
-    )
+    name: DatasetSpec(name, *DATASET_SHAPES[name], *_LOADERS[name]) for name in DATASET_SHAPES
 }
 
 

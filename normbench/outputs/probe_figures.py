@@ -1,8 +1,8 @@
 """Figures of the probes recorded in run logs (``{"kind": "probe"}`` records), one builder per probe name.
 
 Each builder takes the runs of one experiment and draws the paper's layout from their logs alone, mean over
-seeds (a ± 1 std band clipped to the quantity's range where a line is drawn: :func:`normbench.figures.mean_band`)
-and writes PNG, PDF and the JSON of what it drew (:func:`normbench.figures.save_figure`):
+seeds (a ± 1 std band clipped to the quantity's range where a line is drawn: :func:`normbench.outputs.figures.mean_band`)
+and writes PNG, PDF and the JSON of what it drew (:func:`normbench.outputs.figures.save_figure`):
 
 - ``grad_norm_ratio``: Zaeemzadeh Fig. 3, ||dE/dx_{l+1}|| / ||dE/dx_l|| per block over epochs (log axis),
   transition blocks dark, the others light; one row per depth and one column per architecture (+ method) when
@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from normbench.figures import (  # noqa: E402
+from normbench.outputs.figures import (  # noqa: E402
     figure_title,
     mean_band,
     method_label,
@@ -39,8 +39,8 @@ from normbench.figures import (  # noqa: E402
     no_data,
     save_figure,
 )
-from normbench.probes._common import as_float  # noqa: E402
-from normbench.runs import Run  # noqa: E402
+from normbench.runs.folder import Run  # noqa: E402
+from normbench.runs.records import as_float  # noqa: E402
 
 GRAD_RATIO_LABEL = r"$\|\partial E/\partial x_{l+1}\| \,/\, \|\partial E/\partial x_l\|$"
 

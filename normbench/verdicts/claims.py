@@ -6,7 +6,7 @@ check to the runs of every subject the claim names and returns one row per claim
 writes ``claims.csv``, ``claims.md`` and ``claims.json``.
 
 **Subjects and runs** (:func:`subject_runs`). A subject's runs are those that
-:func:`normbench.compare.run_matches` accepts for the claim's ``<paper>/<table>`` (the same matching as the
+:func:`normbench.verdicts.numbers.run_matches` accepts for the claim's ``<paper>/<table>`` (the same matching as the
 numbers: ``reproduces``, model, method, its optimizer where named, and its data set, ``dataset`` or else the
 claim protocol's, against the run's ``paper_dataset``: a proxy run on digits stands for the data set its
 experiment names), and whose method options equal the subject's *after filling in each method part's
@@ -51,7 +51,7 @@ also take the "always" runs (``n_iters: 1000000000``), and ``{method: procrustes
 - *Several comparisons in one claim* (chains, pairs, series, subjects): PASS if all pass, FAIL if any fails,
   else INCONCLUSIVE; each comparison is shown in ``measured`` and listed in ``comparisons``.
 
-**Per-run numbers** (:func:`run_value`): the summary metrics of :func:`normbench.runs.summarize`, plus
+**Per-run numbers** (:func:`run_value`): the summary metrics of :func:`normbench.runs.folder.summarize`, plus
 ``gap_fluctuation`` (gap_max - gap_mean), ``train_accuracy``/``test_accuracy`` (100 - final error),
 ``diverged_epoch``, ``train_time_overhead`` (mean training seconds per epoch, ``steps x step_seconds``, over
 the mean of the same model without a method, in %) and the probe metrics: ``grad_norm_ratio`` (block ratios
@@ -76,10 +76,9 @@ from typing import Any
 
 import pandas as pd
 
-from normbench.compare import run_matches, write_verdict_files
-from normbench.probes._common import as_float
 from normbench.references import CHECKS, Claim
-from normbench.runs import Run
+from normbench.runs.folder import DATASET_SHAPES, Run
+from normbench.runs.records import as_float
 from normbench.verdicts import (
     DEVIATES,
     INCONCLUSIVE,
@@ -92,6 +91,7 @@ from normbench.verdicts import (
     welch_df,
 )
 from normbench.verdicts.accounting import INCOMPLETE
+from normbench.verdicts.numbers import run_matches, write_verdict_files
 from normbench.verdicts.protocol import protocol_differences as check_protocol
 
 PASS, FAIL = "PASS", "FAIL"  # a check's outcome; INCONCLUSIVE and NOT_RUN are shared with the verdicts
@@ -127,7 +127,6 @@ METRICS = (
 """Every metric a claim may name (the per-run numbers :func:`run_value` computes)."""
 
 AGGREGATES = ("final", "mean", "median", "median_over_layers", "median_abs_log", "spread_log")
-NUM_CLASSES_FALLBACK = {"imagenet": 1000}
 
 COLUMNS = [
     "id",
@@ -161,7 +160,7 @@ def subject_runs(subject: Mapping[str, Any], runs: Iterable[Run], table_key: str
     """The runs of one subject (``{model, method, options, optimizer, dataset}``) for ``<paper>/<table>``.
 
     ``dataset`` is the subject's data set when it names none (the claim protocol's); matching is
-    :func:`normbench.compare.run_matches`, the same as for reference numbers.
+    :func:`normbench.verdicts.numbers.run_matches`, the same as for reference numbers.
     """
     method = subject.get("method", "none")
     return [
@@ -686,14 +685,8 @@ def _check_diverges_within_epochs(ctx: Context) -> list[Comparison]:
 
 
 def _num_classes(dataset: str) -> int | None:
-    try:
-        from normbench.data import DATASETS
-
-        if dataset in DATASETS:
-            return DATASETS[dataset].num_classes
-    except ImportError:  # pragma: no cover
-        pass
-    return NUM_CLASSES_FALLBACK.get(dataset)
+    shape = DATASET_SHAPES.get(dataset)
+    return shape[0] if shape else None
 
 
 def _threshold_check(ctx: Context, learns: bool) -> list[Comparison]:
@@ -982,7 +975,7 @@ def evaluate_claim(claim: Claim, runs: list[Run]) -> dict[str, Any]:
         return row
     metric = claim.args.get("metric")
     if metric is not None and metric not in METRICS:
-        row["measured"] = f"metric {metric!r} is not computed by normbench.claims"
+        row["measured"] = f"metric {metric!r} is not computed by normbench.verdicts.claims"
         row["outcome"] = INCONCLUSIVE
         row["verdict"] = INCONCLUSIVE
         return row
@@ -1082,7 +1075,7 @@ def write_claims(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         "Verdicts: REPRODUCED (the claim holds on our runs), DEVIATES (it fails), INCONCLUSIVE (too few",
         "runs, or the 95 % Student-t interval covers both outcomes), PROXY (our protocol differs from the",
         "claim's: never a reproduction; whether the claim holds on the proxy runs is in brackets), NOT RUN",
-        "(some subject has no run). Rules per check: `normbench.claims` and `docs/references.md`.",
+        "(some subject has no run). Rules per check: `normbench.verdicts.claims` and `docs/references.md`.",
     ]
     return write_verdict_files(
         out_dir, "claims", df, records, legend, claim_verdict_counts(df), display_rows(df)

@@ -26,7 +26,7 @@ def _add_runs_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from normbench.data import load_dataset, save_prepared
+    from normbench.training.data import load_dataset, save_prepared
 
     data = load_dataset(args.dataset, args.root, download=args.download, image_size=args.image_size)
     save_prepared(data, args.out)
@@ -39,8 +39,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from normbench.config import RunSpec, load_config, results_dir, run_config
-    from normbench.runs import DISK_ERRNOS
-    from normbench.train import PackError, RunFolderBusy, train_pack
+    from normbench.runs.folder import DISK_ERRNOS
+    from normbench.training.trainer import PackError, RunFolderBusy, train_pack
 
     EX_TEMPFAIL = 75  # another process writes a run folder: try again later
 
@@ -97,8 +97,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    from normbench.runs import load_runs
-    from normbench.tables import write_tables
+    from normbench.outputs.tables import write_tables
+    from normbench.runs.folder import load_runs
 
     for path in write_tables(load_runs(args.runs), args.out_dir):
         print(path)
@@ -106,9 +106,9 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
-    from normbench.figures import FIGURES
-    from normbench.probe_figures import PROBE_FIGURES
-    from normbench.runs import load_runs
+    from normbench.outputs.figures import FIGURES
+    from normbench.outputs.probe_figures import PROBE_FIGURES
+    from normbench.runs.folder import load_runs
 
     if args.figure not in FIGURES:
         raise ValueError(f"unknown figure {args.figure!r}; valid: {', '.join(FIGURES)}")
@@ -138,7 +138,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 def cmd_fig2(args: argparse.Namespace) -> int:
     from normbench.config import RunSpec, load_config
-    from normbench.fig2 import default_out, grid_run, grid_run_config
+    from normbench.studies.fig2 import default_out, grid_run, grid_run_config
 
     if args.spec:
         cfg, out = json.loads(args.spec), args.out
@@ -157,11 +157,11 @@ def cmd_fig2(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from normbench.claims import claim_verdict_counts, evaluate_claims, write_claims
-    from normbench.claims import strict_failures as claim_strict_failures
-    from normbench.compare import compare, strict_failures, verdict_counts, write_comparison
     from normbench.references import load_claims, load_references
-    from normbench.runs import load_runs
+    from normbench.runs.folder import load_runs
+    from normbench.verdicts.claims import claim_verdict_counts, evaluate_claims, write_claims
+    from normbench.verdicts.claims import strict_failures as claim_strict_failures
+    from normbench.verdicts.numbers import compare, strict_failures, verdict_counts, write_comparison
 
     refs = load_references(args.references or None)
     claim_list = load_claims(args.references or None)
@@ -197,7 +197,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_paper_tables(args: argparse.Namespace) -> int:
-    from normbench.paper_tables import write_all
+    from normbench.outputs.paper_tables import write_all
     from normbench.references import load_references
 
     for path in write_all(args.comparison, args.out, load_references(args.references or None)):
@@ -209,7 +209,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from normbench.config import load_config
-    from normbench.estimate import (
+    from normbench.studies.estimate import (
         DEFAULT_REFERENCE,
         Throughputs,
         estimate,
@@ -283,7 +283,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from normbench.report import build_report
+    from normbench.outputs.report import build_report
 
     out = build_report(args.results, args.out, title=args.title or Path(args.results).name)
     print(out)
@@ -291,7 +291,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from normbench.bench import format_table, run_bench, validate_bf16
+    from normbench.studies.bench import format_table, run_bench, validate_bf16
 
     if args.validate_bf16:
         from normbench.config import RunSpec, load_config, run_config
@@ -517,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--layout",
         help='the curves\' layout as JSON, the experiment\'s figure: block, e.g. \'{"panels": "depth", "spread": '
-        '"range"}\' (see normbench.figures.LAYOUT_DEFAULTS); with --probe grad_norm_ratio only its "depths" map '
+        '"range"}\' (see normbench.outputs.figures.LAYOUT_DEFAULTS); with --probe grad_norm_ratio only its "depths" map '
         "(model -> depth row) is read",
     )
     p.set_defaults(func=cmd_figures)
@@ -581,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
         "measured (--bench, --throughput) or scaled from a measured reference model by forward FLOPs "
         "(rough: small networks are launch-bound). Without measurements, the reference is pre-act "
         "ResNet-164 at 2253 images/s (one H100, eager fp32, NOTES.md section 6, measured outside this "
-        "suite). See normbench/estimate.py.",
+        "suite). See normbench/studies/estimate.py.",
     )
     p.add_argument("--config", default="config/paper.yaml", help="configuration (default: config/paper.yaml)")
     p.add_argument("--bench", help="JSON written by 'normbench bench --json' on the GPU to estimate for")
@@ -617,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench",
         help="time the eager training loop against the fast engine on this device (images/s, s per epoch)",
-        description="Train each model with the eager loop and with the fast engine (normbench.engine) on "
+        description="Train each model with the eager loop and with the fast engine (normbench.training.engine) on "
         "synthetic uint8 data of CIFAR shape held on the device, and print images/s, seconds per CIFAR epoch "
         "(50,000 images) and the ratio to eager fp32, as a table and (--json) JSON; --pack adds the fast engine "
         "with several seeds trained in one process. With --validate-bf16 OUT, "
@@ -699,12 +699,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Errors reported as "normbench CMD: error: ..." with exit status 2, as (module, class) pairs. They are looked
-# up in sys.modules when one is raised, never imported here: importing normbench.data or normbench.models
+# up in sys.modules when one is raised, never imported here: importing normbench.training.data or normbench.models
 # imports torch, which ``normbench --help`` and the torch-free commands must not pay for (an error of a
 # module that was never imported cannot have been raised).
 USER_ERRORS = (
     ("normbench.config", "ConfigError"),
-    ("normbench.data", "DataError"),
+    ("normbench.training.data", "DataError"),
     ("normbench.models.registry", "UnknownModelError"),
 )
 

@@ -36,9 +36,10 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from normbench import compare
 from normbench.references import Reference, load_references
 from normbench.verdicts import DEVIATES, INCONCLUSIVE, NOT_RUN, PROXY, REPRODUCED
+from normbench.verdicts import numbers as compare
+from normbench.verdicts.formatting import number
 
 MARKS = {REPRODUCED: "✓", DEVIATES: "✗", INCONCLUSIVE: "?", PROXY: PROXY, NOT_RUN: NOT_RUN}
 TEX_MARKS = {REPRODUCED: r"$\checkmark$", DEVIATES: r"$\times$", INCONCLUSIVE: "?"}
@@ -143,15 +144,6 @@ def not_run_row(ref: Reference) -> dict[str, Any]:
 # ---------------------------------------------------------------- cells
 
 
-def fmt(x: float | None, digits: int = 2) -> str:
-    """A number as a table prints it: '-' for none, 4 significant digits from 1000 on."""
-    if x is None:
-        return "-"
-    if (abs(x) >= 1000 and x != int(x)) or abs(x) >= 1e6:
-        return f"{x:.4g}"
-    return f"{x:.{digits}f}"
-
-
 def digits(r: dict[str, Any]) -> int:
     """Decimals of a cell: none for integral counts (layers, epochs), else at least 2 and as many as the
     paper prints (up to 4), so 0.006 is not shown as 0.01."""
@@ -176,13 +168,13 @@ def ours_text(r: dict[str, Any], tex: bool = False) -> str:
             return f"{r['diverged']} diverged"
         return "-"
     d = digits(r)
-    text = fmt(r["ours"], d)
+    text = number(r["ours"], d)
     if r["statistic"] in ("best", "max", "median") and r["n"] > 1:
         estimator = r.get("estimator") if isinstance(r.get("estimator"), str) else ""
         label = estimator.split(",")[0] if estimator else f"{r['statistic']} of {r['n']}"
         text += f" ({label})"
     elif r["ours_std"] is not None and r["statistic"] not in ("std", "none"):
-        text += pm + fmt(r["ours_std"], max(d, 2))
+        text += pm + number(r["ours_std"], max(d, 2))
     if r["diverged"]:
         text += f", {r['diverged']} diverged"
     return text
@@ -192,7 +184,7 @@ def paper_text(r: dict[str, Any]) -> str:
     """The paper's number; '-' where it prints none ('-, diverges' where that means training diverged)."""
     if r["paper_value"] is None:
         return "-, diverges" if r.get("missing") == "diverged" else "-"
-    return fmt(r["paper_value"], digits(r))
+    return number(r["paper_value"], digits(r))
 
 
 def cell_text(r: dict[str, Any], tex: bool = False) -> str:
@@ -482,7 +474,7 @@ def baseline_grid(groups: list[dict[str, Any]], tex: bool = False) -> tuple[list
         else:  # runs stand for each paper's table separately: say whose
             ours = list(dict.fromkeys(f"{texts[id(e)]} ({e['paper']} {e['label']})" for e in ran))
         values = [e["paper_value"] for e in g["entries"] if e["paper_value"] is not None]
-        rng = fmt(max(values) - min(values)) if len(values) > 1 else "-"
+        rng = number(max(values) - min(values)) if len(values) > 1 else "-"
         body.append([g["model"], method, g["dataset"], g["metric"], *cells, "; ".join(ours), rng])
     return headers, body
 

@@ -22,10 +22,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-
-def record_line(record: dict[str, Any]) -> str:
-    """One line of a metrics log: the record as canonical JSON (sorted keys)."""
-    return json.dumps(record, sort_keys=True) + "\n"
+from normbench.runs.records import record_line
 
 
 def with_filename(err: OSError, path: str | Path) -> OSError:
@@ -138,6 +135,17 @@ def without_timing(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [clean(v) for v in x] if isinstance(x, list) else x
 
     return [clean(r) for r in records]
+
+
+DATASET_SHAPES: dict[str, tuple[int, int]] = {
+    "digits": (10, 1),
+    "mnist": (10, 1),
+    "cifar10": (10, 3),
+    "cifar100": (100, 3),
+    "imagenet": (1000, 3),
+}
+"""(classes, input channels) of every data set a run can name: the one source of these facts, read by the
+data loaders (:mod:`normbench.training.data`), the structure rows and the claims' chance levels."""
 
 
 METRICS = (

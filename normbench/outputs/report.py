@@ -15,10 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from normbench.claims import claim_verdict_counts
-from normbench.claims import display_rows as claim_display_rows
-from normbench.compare import display_rows, verdict_counts
-from normbench.paper_tables import (
+from normbench.outputs.paper_tables import (
     BASELINES_INTRO,
     LEGEND,
     NO_BASELINES,
@@ -26,8 +23,11 @@ from normbench.paper_tables import (
     read_baselines,
     read_paper_table,
 )
-from normbench.tables import display_frame
+from normbench.outputs.tables import display_frame
 from normbench.verdicts import NOT_RUN, PROXY, VERDICTS
+from normbench.verdicts.claims import claim_verdict_counts
+from normbench.verdicts.claims import display_rows as claim_display_rows
+from normbench.verdicts.numbers import display_rows, verdict_counts
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -230,13 +230,13 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
         "a finite paper number with diverged runs is never REPRODUCED, incomplete runs are excluded and "
         "counted, std rows are judged as spreads (chi-square interval), parameter counts and depths are "
         "structure checks counted apart. INCONCLUSIVE otherwise (the spread is wider than the band, or "
-        "Δ is just past it) or with fewer than 2 runs (see <code>normbench.compare</code>). Like is compared "
+        "Δ is just past it) or with fewer than 2 runs (see <code>normbench.verdicts.numbers</code>). Like is compared "
         "with like: mean with mean, best of n with best of n (expected best of n by bootstrap, Boo_n, when "
         "our number of runs differs).</p>",
     ]
     if claims is not None:
         parts += [
-            "<p>Claims: each qualitative claim is a named check on our runs (see <code>normbench.claims</code> "
+            "<p>Claims: each qualitative claim is a named check on our runs (see <code>normbench.verdicts.claims</code> "
             "and <code>docs/references.md</code>). An order a &lt; b holds when the 95 % Student-t interval "
             "d ± t·SE of the difference of the means lies below 0 (never on the survivors of diverged runs), fails when it lies above 0, and is INCONCLUSIVE otherwise "
             "or with fewer than 2 runs per subject. A PROXY claim shows in brackets whether it holds on the "

@@ -3,7 +3,7 @@
 A small network leaves a GPU mostly idle: a pre-act ResNet-20 step at batch 128 is a few hundred short kernels,
 launched faster than they run only when the launches are cheap. A *pack* trains several seeds of one
 (experiment, model, method) in one process instead: each member is a generator that yields after every
-training step (:func:`normbench.train.train_pack` builds them), and :func:`interleave` advances them in turn,
+training step (:func:`normbench.training.trainer.train_pack` builds them), and :func:`interleave` advances them in turn,
 one step each, round robin, until all are done. Each member keeps its own
 
 * model, optimizer, method state, data-order generator and output folder (nothing is shared but the read-only

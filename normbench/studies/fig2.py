@@ -17,7 +17,7 @@ optimizer (SGD: lr, momentum, weight decay) and augmentation, and writes a run f
   and the cell's own train/test loss and error.
 
 So tables, claims (``fig2_projection_closer_to_one`` compares the runs' median |log ratio| over the grid) and
-the heat-map figure (:func:`normbench.figures.plot_fig2_grid`) read it as any run. The Snakemake rule
+the heat-map figure (:func:`normbench.outputs.figures.plot_fig2_grid`) read it as any run. The Snakemake rule
 ``fig2_run`` (``workflow/rules/fig2.smk``) builds these runs in place of ``train``; by hand::
 
     normbench fig2 --config config/smoke.yaml --experiment zaeemzadeh2020_fig2 --method procrustes --seed 0
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from normbench.config import RunSpec, results_dir, run_config
-from normbench.runs import append_record, write_json_atomic
+from normbench.runs.folder import append_record, write_json_atomic
 
 
 def grid_run_config(config: dict, spec: RunSpec) -> dict:
@@ -54,8 +54,8 @@ def grid_run(
     from normbench.methods import build_method
     from normbench.probes import json_safe
     from normbench.probes.gradients import fig2_ratio
-    from normbench.provenance import provenance
-    from normbench.train import open_data
+    from normbench.training.provenance import provenance
+    from normbench.training.trainer import open_data
 
     t_start = time.time()
     out = Path(out_dir)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from normbench.runs import temp_path, with_filename
+from normbench.runs.folder import temp_path, with_filename
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:

@@ -6,15 +6,15 @@ A diverged run counts in ``diverged`` and is left out of the error statistics (i
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
-from statistics import mean, stdev
 
 import pandas as pd
 from tabulate import tabulate
 
-from normbench.runs import METRICS, Run
+from normbench.runs.folder import METRICS, Run
+from normbench.verdicts.formatting import mean_std
+from normbench.verdicts.statistics import sample_stats
 
 LABELS = {
     "final_test_error": "test error (%)",
@@ -27,20 +27,6 @@ LABELS = {
 }
 
 
-def stats(values: list[float]) -> tuple[float, float, int]:
-    """(mean, sample std, n) over the finite values; std is NaN for n < 2, mean NaN for n = 0."""
-    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not vals:
-        return float("nan"), float("nan"), 0
-    return mean(vals), (stdev(vals) if len(vals) > 1 else float("nan")), len(vals)
-
-
-def fmt_mean_std(m: float, s: float, digits: int = 2) -> str:
-    if not math.isfinite(m):
-        return "-"
-    return f"{m:.{digits}f}" if not math.isfinite(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
-
-
 def aggregate(runs: list[Run]) -> pd.DataFrame:
     """One row per (experiment, model, method): runs, diverged runs, and mean/std/n of every metric."""
     groups: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
@@ -48,7 +34,7 @@ def aggregate(runs: list[Run]) -> pd.DataFrame:
         groups[run.key].append(run)
     rows = []
     for (exp, model, method), group in groups.items():
-        row = {  # every metric of normbench.runs.METRICS gets mean/std/n columns in the CSV
+        row = {  # every metric of normbench.runs.folder.METRICS gets mean/std/n columns in the CSV
             "experiment": exp,
             "model": model,
             "arch": group[0].config.get("arch", model),
@@ -59,7 +45,7 @@ def aggregate(runs: list[Run]) -> pd.DataFrame:
             "epochs": max(r.summary["epochs"] for r in group),
         }
         for metric in METRICS:
-            m, s, n = stats([r.summary[metric] for r in group])
+            m, s, n = sample_stats([r.summary[metric] for r in group])
             row.update({f"{metric}_mean": m, f"{metric}_std": s, f"{metric}_n": n})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -72,7 +58,7 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
         out["model"] = [m if a == m else f"{m} (as {a})" for m, a in zip(df["model"], df["arch"])]
     for metric, label in LABELS.items():
         out[label] = [
-            fmt_mean_std(m, s, 3 if "loss" in metric else 2)
+            mean_std(m, s, 3 if "loss" in metric else 2)
             for m, s in zip(df[f"{metric}_mean"], df[f"{metric}_std"])
         ]
     return out

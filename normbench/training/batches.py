@@ -1,13 +1,13 @@
 """Mini-batches for the trainer: one interface over in-memory tensors and streamed image folders.
 
 Both sources yield ``(x, y)`` on the training device, ``x`` float32 preprocessed as the recipe's ``preprocess``
-says (:class:`normbench.data.Preprocessor`: per channel by default, per pixel, or raw pixels / 255) and ``y`` int64,
+says (:class:`normbench.training.data.Preprocessor`: per channel by default, per pixel, or raw pixels / 255) and ``y`` int64,
 and draw every random number of an epoch from the run's own ``torch.Generator``, so a resumed run continues
 the same sequence and two runs of one seed see the same batches.
 
 - :class:`TensorBatches` (digits, MNIST, CIFAR): the whole data set as uint8 tensors on the device. An epoch
   is a permutation of the training set cut into batches; each batch is augmented on the device with a
-  per-sample draw (:func:`normbench.data.augment`: translation by up to ``pad`` px, flip with p = 1/2).
+  per-sample draw (:func:`normbench.training.data.augment`: translation by up to ``pad`` px, flip with p = 1/2).
 - :class:`FolderBatches` (ImageNet): a ``DataLoader`` over the image folders. An epoch draws the same
   permutation plus one 63-bit seed per sample; a worker decodes the image and applies the recipe's
   augmentation under that seed (random-resized crop to ``image_size`` with scale [0.08, 1] and aspect ratio
@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from normbench.data import FolderData, ImageData, Preprocessor, augment
+from normbench.training.data import FolderData, ImageData, Preprocessor, augment
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -1,9 +1,9 @@
 """The training loop: one run = one (experiment, model, method, seed), resumable at epoch boundaries.
 
 :func:`train_run` trains one run; :func:`train_pack` trains several seeds of one (experiment, model, method)
-in one process, their steps interleaved (:mod:`normbench.pack`, ``engine.pack``), each exactly as alone.
+in one process, their steps interleaved (:mod:`normbench.training.pack`, ``engine.pack``), each exactly as alone.
 
-Per epoch, for each mini-batch of :mod:`normbench.batches` (shuffled and augmented with draws from a
+Per epoch, for each mini-batch of :mod:`normbench.training.batches` (shuffled and augmented with draws from a
 generator seeded with the run's seed; in-memory tensors or streamed image folders):
 
     x = normalize(augment(x_uint8))           4-px pad-and-crop and flip, per-sample draws
@@ -11,7 +11,7 @@ generator seeded with the run's seed; in-memory tensors or streamed image folder
     loss.backward(); optimizer.step(); method.after_step(model, step)
 
 then ``method.after_epoch``, an evaluation on the test set, one record appended to ``metrics.jsonl`` and an
-atomic resume checkpoint. The step itself is an object of :mod:`normbench.engine` chosen by the run's
+atomic resume checkpoint. The step itself is an object of :mod:`normbench.training.engine` chosen by the run's
 ``engine`` block: the eager loop body (default) or the fast engine (device-side running totals, CUDA-graph
 replay on a GPU); both compute the same step. The engine that actually ran (``fast+cuda_graphs`` or its
 fallback) and, for bf16, whether a passing fp32 validation exists are written into ``provenance.json``. A non-finite training loss stops the run: the log gets a ``diverged`` record and the
@@ -46,22 +46,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from normbench.batches import make_batches
-from normbench.checkpoint import load_latest, save_atomic
-from normbench.data import load_dataset, load_prepared
-from normbench.engine import (
-    bf16_validated,
-    build_optimizer,  # noqa: F401  (re-exported: normbench.train.build_optimizer)
-    build_step,
-    engine_config,
-)
 from normbench.methods import build_method
 from normbench.models import build_model
 from normbench.models.layers import apply_init
-from normbench.pack import interleave
 from normbench.probes import record_probes
-from normbench.provenance import provenance
-from normbench.runs import append_record, read_records, record_line, with_filename, write_json_atomic
+from normbench.runs.folder import append_record, read_records, with_filename, write_json_atomic
+from normbench.runs.records import record_line
+from normbench.training.batches import make_batches
+from normbench.training.checkpoint import load_latest, save_atomic
+from normbench.training.data import load_dataset, load_prepared
+from normbench.training.engine import (
+    bf16_validated,
+    build_optimizer,  # noqa: F401  (re-exported: normbench.training.trainer.build_optimizer)
+    build_step,
+    engine_config,
+)
+from normbench.training.pack import interleave
+from normbench.training.provenance import provenance
 
 
 def select_device(name: str) -> torch.device:
@@ -291,7 +292,7 @@ def train_pack(
 
     ``runs`` holds ``(cfg, out_dir)`` pairs whose configs differ in ``seed`` only. The data set is loaded (and
     put on the device) once; each run then trains exactly as :func:`train_run` would train it alone, with its
-    own generators and, on a GPU, its own CUDA stream (:mod:`normbench.pack`), and writes its own folder.
+    own generators and, on a GPU, its own CUDA stream (:mod:`normbench.training.pack`), and writes its own folder.
     Returns each run's final checkpoint metadata, in order.
 
     Each run folder is locked first (:func:`lock_run_folder`; :class:`RunFolderBusy` if another process
