@@ -85,3 +85,46 @@ def test_bench_rows_are_filtered_by_precision_and_pack(tmp_path):
     assert read_bench(path, "eager") == {"m": 100.0}
     assert read_bench(path, precision="bf16") == {"m": 500.0}
     assert read_bench(path, pack=4) == {"m": 900.0}
+
+
+@pytest.mark.parametrize(
+    "model,channels,size", [("plain20", 3, 32), ("preact_resnext164", 3, 32), ("fig2_probe", 3, 32)]
+)
+def test_forward_flops_match_the_dispatch_counter(model, channels, size):
+    """The hook count (convolutions and linear layers, batch norm skipped) is torch's own FLOP count."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from normbench.models.registry import get_model_info
+    from normbench.models.summary import build_meta
+    from normbench.studies.estimate import forward_flops
+
+    net = build_meta(get_model_info(model), 10, channels)
+    with FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, channels, size, size, device="meta"))
+    assert forward_flops(model, channels, size) == float(counter.get_total_flops()) > 0
+
+
+def test_forward_flops_known_answer():
+    """A hand count for plain20 (bottleneck blocks 1x1-3x3-1x1, two per stage, widths 16/32/64, x4 out):
+    a convolution costs 2 C_out H W C_in k^2, the classifier 2 in out."""
+    from normbench.studies.estimate import forward_flops
+
+    def conv(c_in, c_out, k, size):  # size: the output's side
+        return 2 * c_out * size * size * c_in * k * k
+
+    stage = []
+    for width, size, c_in, first_size in ((16, 32, 16, 32), (32, 16, 64, 32), (64, 8, 128, 16)):
+        # first block: 1x1 at the input's size, 3x3 (stride 2 from stage 2 on), 1x1 to 4x width
+        stage += [
+            conv(c_in, width, 1, first_size),
+            conv(width, width, 3, size),
+            conv(width, 4 * width, 1, size),
+        ]
+        stage += [
+            conv(4 * width, width, 1, size),
+            conv(width, width, 3, size),
+            conv(width, 4 * width, 1, size),
+        ]
+    expected = conv(3, 16, 3, 32) + sum(stage) + 2 * 256 * 10
+    assert forward_flops("plain20", 3, 32) == expected

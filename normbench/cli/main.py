@@ -14,6 +14,8 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 EPILOG = "Run 'normbench <command> --help' for the options of one command."
@@ -205,18 +207,9 @@ def cmd_paper_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_estimate(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
-    from normbench.config import load_config
-    from normbench.studies.estimate import (
-        DEFAULT_REFERENCE,
-        Throughputs,
-        estimate,
-        format_hours,
-        per_table,
-        read_bench,
-    )
+def _throughputs(args: argparse.Namespace):
+    """The measured throughputs ``estimate`` scales from: --bench, --throughput, else NOTES.md's reference."""
+    from normbench.studies.estimate import DEFAULT_REFERENCE, Throughputs, read_bench
 
     measured, sources = {}, []
     if not args.bench and not args.throughput:
@@ -232,27 +225,30 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         except ValueError:
             raise ValueError(f"--throughput {item!r}: expected MODEL=IMAGES_PER_S") from None
         sources.append("--throughput")
-    tp = Throughputs(measured, "; ".join(sources), reference=args.reference)
+    return Throughputs(measured, "; ".join(sources), reference=args.reference)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from normbench.config import load_config
+    from normbench.studies.estimate import estimate, format_hours, per_table
+    from normbench.verdicts.formatting import number
+
+    tp = _throughputs(args)
     rows = estimate(load_config(args.config), tp)
     tables = per_table(rows)
     known = [r["gpu_hours"] for r in rows if math.isfinite(r["gpu_hours"])]
     total = sum(known)
     print(f"Throughputs: {tp.source}. Training only (no evaluation, probes or method overheads).\n")
+    keys = ["experiment", "model", "runs", "epochs"]
     print(
         tabulate(
             [
-                [
-                    r["experiment"],
-                    r["model"],
-                    r["runs"],
-                    r["epochs"],
-                    f"{r['images_per_s']:.0f}",
-                    format_hours(r["gpu_hours"]),
-                    r["source"],
-                ]
+                [r[k] for k in keys] + [number(r["images_per_s"], 0), format_hours(r["gpu_hours"]), r["source"]]
                 for r in rows
             ],  # fmt: skip
-            headers=["experiment", "model", "runs", "epochs", "images/s", "GPU-hours", "throughput from"],
+            headers=[*keys, "images/s", "GPU-hours", "throughput from"],
         )
     )
     print()
@@ -272,13 +268,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         + (f"; {missing} rows not estimated (no measurement at their input size)" if missing else "")
     )
     if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {"source": tp.source, "rows": rows, "tables": tables, "total": total},
-                indent=2,
-                default=str,
-            ).replace("NaN", "null")
-        )
+        result = {"source": tp.source, "rows": rows, "tables": tables, "total": total}
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str).replace("NaN", "null"))
     return 0
 
 
@@ -430,20 +421,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="normbench",
-        description="Reproducibility benchmark for norm-preserving very deep networks: train the papers' "
-        "models, regenerate their tables and figures, and compare every number with the paper.",
-        epilog=EPILOG,
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+# ------------------------------------------------------------ the arguments of each command
 
-    p = sub.add_parser(
-        "data",
-        help="prepare a data set: uint8 tensors (digits, mnist, cifar10, cifar100) or an image-folder "
-        "manifest (imagenet: <root>/imagenet/{train,val}/<class>/<image>)",
-    )
+
+def _data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--root", default="data", help="data root (default: data)")
     p.add_argument(
@@ -456,20 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="digits: resize to this size (default 16); imagenet: crop size (default 224)",
     )
     p.add_argument("--out", required=True, help="prepared file to write (.pt)")
-    p.set_defaults(func=cmd_data)
 
-    p = sub.add_parser(
-        "train",
-        help="train one run: (experiment, model, method, seed), or several seeds of it in one process",
-        description="Train one run. Either --spec (a resolved run config as JSON, as the workflow "
-        "passes it) with --out, or --config with --experiment/--model/--seed. Several --spec/--out pairs "
-        "(or several --seed values) train those seeds of one (experiment, model, method) in this process, "
-        "their steps interleaved (engine.pack; on a GPU each on its own CUDA stream); each run computes "
-        "what it computes alone. Resumes from each run folder's resume.pt if a previous attempt was "
-        "interrupted. A folder that holds the finished run already is left untouched (exit 0) unless "
-        "--force. Exit status: 0 done, 1 an I/O error (full disk, read-only folder, ...), 2 bad input, "
-        "75 (EX_TEMPFAIL) a run folder is being written by another process (its .lock is held).",
-    )
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", action="append", help="resolved run config (JSON); repeat to pack seeds")
     p.add_argument("--config", help="workflow config YAML")
     p.add_argument("--experiment")
@@ -490,22 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="retrain a finished run: first move the folder's contents aside to <folder>.old-<timestamp>/",
     )
-    p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("tables", help="aggregate run logs over seeds into Markdown/CSV/LaTeX tables")
+
+def _tables_arguments(p: argparse.ArgumentParser) -> None:
     _add_runs_arg(p)
     p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=cmd_tables)
 
-    p = sub.add_parser(
-        "figures",
-        help="draw training curves or a probe's figure (PNG and PDF) from run logs",
-        description="Writes <out-dir>/<experiment>/<FIGURE>.{png,pdf}: the training curves (curves, laid out "
-        "by --layout) or Zaeemzadeh Fig. 2's heat maps of a Fig. 2 study (fig2_grid, with its .csv); or with "
-        "--probe NAME the figure of that probe's records, <out-dir>/<experiment>/<NAME>.{png,pdf}. With "
-        "--out-stem instead of --out-dir, one figure of all the runs given (a paper figure spanning "
-        "experiments).",
-    )
+
+def _figures_arguments(p: argparse.ArgumentParser) -> None:
     _add_runs_arg(p)
     p.add_argument("--out-dir", help="write <out-dir>/<experiment>/<figure>.{png,pdf} per experiment")
     p.add_argument(
@@ -520,16 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
         '"range"}\' (see normbench.outputs.figures.LAYOUT_DEFAULTS); with --probe grad_norm_ratio only its "depths" map '
         "(model -> depth row) is read",
     )
-    p.set_defaults(func=cmd_figures)
 
-    p = sub.add_parser(
-        "fig2",
-        help="run one Zaeemzadeh Fig. 2 study run: every (c, d) cell of the experiment's grid, one method and seed",
-        description="Train the 3-layer network of every (c, d) cell of a Fig. 2 study experiment (one with a "
-        "grid:) with one method and seed, and write the run folder (config.json, provenance.json, "
-        "metrics.jsonl with the ratio of every cell). Either --spec (as the workflow passes it) or --config "
-        "with --experiment/--method/--seed.",
-    )
+
+def _fig2_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", help="resolved run config with its grid (JSON)")
     p.add_argument("--config", help="workflow config YAML")
     p.add_argument("--experiment")
@@ -540,49 +495,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", help="run folder (default: <results>/<name>/runs/<experiment>/<model>/<method>/seed<k>)"
     )
-    p.set_defaults(func=cmd_fig2)
 
-    p = sub.add_parser(
-        "compare",
-        help="compare run logs with the papers' numbers and claims; write comparison.* and claims.*",
-        description="Compare our runs with every paper reference number and evaluate every qualitative "
-        "claim, with verdicts (comparison.csv/md/json, claims.csv/md/json). "
-        "--strict exits 1 when a non-PROXY number or claim DEVIATES.",
-    )
+
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
     _add_runs_arg(p)
     p.add_argument("--out-dir", required=True)
     p.add_argument(
         "--references", nargs="*", help="reference YAML files (default: all shipped with normbench)"
     )
     p.add_argument("--strict", action="store_true", help="exit 1 if any non-PROXY number or claim DEVIATES")
-    p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser(
-        "paper-tables",
-        help="lay out comparison.json as the papers' own tables, and the same baseline across papers",
-        description="Read the rows 'normbench compare' wrote (comparison.json or .csv) and write, for every "
-        "reference table (run or not), <out>/<paper>/<table>.{md,csv,tex}: the paper's rows and columns, "
-        "each cell 'ours (paper X) verdict' (CSV: one line per cell). Also <out>/baselines.{md,csv,tex}: "
-        "a configuration (model, method, options, optimizer, data set, metric) that two or more papers "
-        "report, their numbers side by side with ours.",
-    )
+
+def _paper_tables_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--comparison", required=True, help="comparison.json (or .csv) of 'normbench compare'")
     p.add_argument("--out", required=True, help="output folder, e.g. results/smoke/paper_tables")
     p.add_argument(
         "--references", nargs="*", help="reference YAML files (default: all shipped with normbench)"
     )
-    p.set_defaults(func=cmd_paper_tables)
 
-    p = sub.add_parser(
-        "estimate",
-        help="GPU-hours of a configuration, per experiment and per paper table, from measured throughputs",
-        description="Estimate the training GPU-hours of every experiment of a configuration and of every "
-        "paper table, as training images x epochs x runs / images per second. A model's images/s is "
-        "measured (--bench, --throughput) or scaled from a measured reference model by forward FLOPs "
-        "(rough: small networks are launch-bound). Without measurements, the reference is pre-act "
-        "ResNet-164 at 2253 images/s (one H100, eager fp32, NOTES.md section 6, measured outside this "
-        "suite). See normbench/studies/estimate.py.",
-    )
+
+def _estimate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="config/paper.yaml", help="configuration (default: config/paper.yaml)")
     p.add_argument("--bench", help="JSON written by 'normbench bench --json' on the GPU to estimate for")
     p.add_argument("--engine", help="with --bench: use this engine's rows (default: the fastest per model)")
@@ -606,24 +538,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference", default="preact_resnet164", help="measured model the others are scaled from"
     )
     p.add_argument("--json", help="also write the estimate as JSON here")
-    p.set_defaults(func=cmd_estimate)
 
-    p = sub.add_parser("report", help="write the HTML report of a results folder")
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", required=True, help="results folder of one configuration (results/<name>)")
     p.add_argument("--out", required=True)
     p.add_argument("--title", default="")
-    p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser(
-        "bench",
-        help="time the eager training loop against the fast engine on this device (images/s, s per epoch)",
-        description="Train each model with the eager loop and with the fast engine (normbench.training.engine) on "
-        "synthetic uint8 data of CIFAR shape held on the device, and print images/s, seconds per CIFAR epoch "
-        "(50,000 images) and the ratio to eager fp32, as a table and (--json) JSON; --pack adds the fast engine "
-        "with several seeds trained in one process. With --validate-bf16 OUT, "
-        "instead train one configured run in fp32 and in bf16 on a short schedule and write the verdict that "
-        "gates bf16 runs (engine.bf16_validation); exit 1 if it fails.",
-    )
+
+def _bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--models",
         nargs="+",
@@ -668,33 +591,186 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", help="--validate-bf16: prepared data file from 'normbench data'")
     p.add_argument("--work-dir", help="--validate-bf16: folder for the two runs (default: a temporary one)")
-    p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("models", help="list the model registry with parameter counts (ours vs paper)")
+
+def _models_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="JSON list with name, params, paper_params, ...")
     p.add_argument("--family", help="only this family (cifar or imagenet)")
-    p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("references", help="list the papers' reference numbers")
+
+def _references_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one flat JSON list")
     p.add_argument("--paper", help="only this paper key, e.g. zaeemzadeh2020")
-    p.set_defaults(func=cmd_references)
 
-    p = sub.add_parser(
+
+def _plan_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="a configuration file, e.g. config/paper.yaml")
+    p.add_argument("--json", action="store_true", help="the rows as JSON")
+
+
+def _runs_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One sub-command: its name, the function that runs it, the function that declares its arguments, and
+    the ``add_parser`` texts (``help``, ``description``)."""
+
+    name: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: Callable[[argparse.ArgumentParser], None]
+    help: str
+    description: str | None = None
+
+    def register(self, sub: argparse._SubParsersAction) -> None:
+        p = sub.add_parser(self.name, help=self.help, description=self.description)
+        self.arguments(p)
+        p.set_defaults(func=self.run)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "data",
+        cmd_data,
+        _data_arguments,
+        help="prepare a data set: uint8 tensors (digits, mnist, cifar10, cifar100) or an image-folder "
+        "manifest (imagenet: <root>/imagenet/{train,val}/<class>/<image>)",
+    ),
+    Command(
+        "train",
+        cmd_train,
+        _train_arguments,
+        help="train one run: (experiment, model, method, seed), or several seeds of it in one process",
+        description="Train one run. Either --spec (a resolved run config as JSON, as the workflow "
+        "passes it) with --out, or --config with --experiment/--model/--seed. Several --spec/--out pairs "
+        "(or several --seed values) train those seeds of one (experiment, model, method) in this process, "
+        "their steps interleaved (engine.pack; on a GPU each on its own CUDA stream); each run computes "
+        "what it computes alone. Resumes from each run folder's resume.pt if a previous attempt was "
+        "interrupted. A folder that holds the finished run already is left untouched (exit 0) unless "
+        "--force. Exit status: 0 done, 1 an I/O error (full disk, read-only folder, ...), 2 bad input, "
+        "75 (EX_TEMPFAIL) a run folder is being written by another process (its .lock is held).",
+    ),
+    Command(
+        "tables",
+        cmd_tables,
+        _tables_arguments,
+        help="aggregate run logs over seeds into Markdown/CSV/LaTeX tables",
+    ),
+    Command(
+        "figures",
+        cmd_figures,
+        _figures_arguments,
+        help="draw training curves or a probe's figure (PNG and PDF) from run logs",
+        description="Writes <out-dir>/<experiment>/<FIGURE>.{png,pdf}: the training curves (curves, laid out "
+        "by --layout) or Zaeemzadeh Fig. 2's heat maps of a Fig. 2 study (fig2_grid, with its .csv); or with "
+        "--probe NAME the figure of that probe's records, <out-dir>/<experiment>/<NAME>.{png,pdf}. With "
+        "--out-stem instead of --out-dir, one figure of all the runs given (a paper figure spanning "
+        "experiments).",
+    ),
+    Command(
+        "fig2",
+        cmd_fig2,
+        _fig2_arguments,
+        help="run one Zaeemzadeh Fig. 2 study run: every (c, d) cell of the experiment's grid, one method and seed",
+        description="Train the 3-layer network of every (c, d) cell of a Fig. 2 study experiment (one with a "
+        "grid:) with one method and seed, and write the run folder (config.json, provenance.json, "
+        "metrics.jsonl with the ratio of every cell). Either --spec (as the workflow passes it) or --config "
+        "with --experiment/--method/--seed.",
+    ),
+    Command(
+        "compare",
+        cmd_compare,
+        _compare_arguments,
+        help="compare run logs with the papers' numbers and claims; write comparison.* and claims.*",
+        description="Compare our runs with every paper reference number and evaluate every qualitative "
+        "claim, with verdicts (comparison.csv/md/json, claims.csv/md/json). "
+        "--strict exits 1 when a non-PROXY number or claim DEVIATES.",
+    ),
+    Command(
+        "paper-tables",
+        cmd_paper_tables,
+        _paper_tables_arguments,
+        help="lay out comparison.json as the papers' own tables, and the same baseline across papers",
+        description="Read the rows 'normbench compare' wrote (comparison.json or .csv) and write, for every "
+        "reference table (run or not), <out>/<paper>/<table>.{md,csv,tex}: the paper's rows and columns, "
+        "each cell 'ours (paper X) verdict' (CSV: one line per cell). Also <out>/baselines.{md,csv,tex}: "
+        "a configuration (model, method, options, optimizer, data set, metric) that two or more papers "
+        "report, their numbers side by side with ours.",
+    ),
+    Command(
+        "estimate",
+        cmd_estimate,
+        _estimate_arguments,
+        help="GPU-hours of a configuration, per experiment and per paper table, from measured throughputs",
+        description="Estimate the training GPU-hours of every experiment of a configuration and of every "
+        "paper table, as training images x epochs x runs / images per second. A model's images/s is "
+        "measured (--bench, --throughput) or scaled from a measured reference model by forward FLOPs "
+        "(rough: small networks are launch-bound). Without measurements, the reference is pre-act "
+        "ResNet-164 at 2253 images/s (one H100, eager fp32, NOTES.md section 6, measured outside this "
+        "suite). See normbench/studies/estimate.py.",
+    ),
+    Command(
+        "report",
+        cmd_report,
+        _report_arguments,
+        help="write the HTML report of a results folder",
+    ),
+    Command(
+        "bench",
+        cmd_bench,
+        _bench_arguments,
+        help="time the eager training loop against the fast engine on this device (images/s, s per epoch)",
+        description="Train each model with the eager loop and with the fast engine (normbench.training.engine) on "
+        "synthetic uint8 data of CIFAR shape held on the device, and print images/s, seconds per CIFAR epoch "
+        "(50,000 images) and the ratio to eager fp32, as a table and (--json) JSON; --pack adds the fast engine "
+        "with several seeds trained in one process. With --validate-bf16 OUT, "
+        "instead train one configured run in fp32 and in bf16 on a short schedule and write the verdict that "
+        "gates bf16 runs (engine.bf16_validation); exit 1 if it fails.",
+    ),
+    Command(
+        "models",
+        cmd_models,
+        _models_arguments,
+        help="list the model registry with parameter counts (ours vs paper)",
+    ),
+    Command(
+        "references",
+        cmd_references,
+        _references_arguments,
+        help="list the papers' reference numbers",
+    ),
+    Command(
         "plan",
+        cmd_plan,
+        _plan_arguments,
         help="for each paper number and claim a configuration plans: can its runs decide it?",
         description="Lists every trained paper number and claim the configuration plans, with its planned "
         "runs, the seed-to-seed std assumed (the paper's where it states one, else half the metric's floor), "
         "the expected half-width of the 95%% Student-t interval and whether that fits inside the floor. "
         "A single run can never decide (no spread). See normbench/verdicts/plan.py.",
-    )
-    p.add_argument("--config", required=True, help="a configuration file, e.g. config/paper.yaml")
-    p.add_argument("--json", action="store_true", help="the rows as JSON")
-    p.set_defaults(func=cmd_plan)
+    ),
+    Command(
+        "runs",
+        cmd_runs,
+        _runs_arguments,
+        help="list the runs a configuration plans",
+    ),
+)
+"""Every sub-command, in the order ``normbench --help`` lists them."""
 
-    p = sub.add_parser("runs", help="list the runs a configuration plans")
-    p.add_argument("--config", required=True)
-    p.set_defaults(func=cmd_runs)
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="normbench",
+        description="Reproducibility benchmark for norm-preserving very deep networks: train the papers' "
+        "models, regenerate their tables and figures, and compare every number with the paper.",
+        epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    for c in COMMANDS:
+        c.register(sub)
     return parser
 
 

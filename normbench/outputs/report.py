@@ -195,13 +195,33 @@ def claims_section(claims: pd.DataFrame, paper: str) -> list[str]:
     return parts
 
 
-def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> Path:
-    """Write the HTML report for one configuration's results folder."""
-    results_dir = Path(results_dir)
-    comp = pd.read_csv(results_dir / "comparison.csv")
-    comp["paper_value"] = comp["paper_value"].astype(object).where(comp["paper_value"].notna(), None)
-    comp["protocol_differences"] = comp["protocol_differences"].fillna("")
-    claims = read_claims(results_dir)
+RULES_NUMBERS = (
+    "<p>Numbers: with Δ = ours − paper, SE the standard error of ours over our n runs and f the "
+    "metric's floor and t the 95 % Student-t quantile at n − 1 degrees of freedom, REPRODUCED when "
+    "|Δ| ≤ f and t·SE ≤ f, DEVIATES when |Δ| − t·SE > f (the whole interval Δ ± t·SE lies outside ±f); "
+    "a finite paper number with diverged runs is never REPRODUCED, incomplete runs are excluded and "
+    "counted, std rows are judged as spreads (chi-square interval), parameter counts and depths are "
+    "structure checks counted apart. INCONCLUSIVE otherwise (the spread is wider than the band, or "
+    "Δ is just past it) or with fewer than 2 runs (see <code>normbench.verdicts.numbers</code>). Like is "
+    "compared with like: mean with mean, best of n with best of n (expected best of n by bootstrap, Boo_n, "
+    "when our number of runs differs).</p>"
+)
+RULES_CLAIMS = (
+    "<p>Claims: each qualitative claim is a named check on our runs (see <code>normbench.verdicts.claims</code> "
+    "and <code>docs/references.md</code>). An order a &lt; b holds when the 95 % Student-t interval "
+    "d ± t·SE of the difference of the means lies below 0 (never on the survivors of diverged runs), fails "
+    "when it lies above 0, and is INCONCLUSIVE otherwise or with fewer than 2 runs per subject. A PROXY claim "
+    "shows in brackets whether it holds on the proxy runs.</p>"
+)
+PROXY_BANNER = (
+    "<div class='banner'><b>PROXY results.</b> Rows marked PROXY were run under a protocol that "
+    "differs from the paper's (data set, epochs, number of runs or a recipe key; see the last column). They "
+    "show the pipeline and the trends at small scale and are <b>not</b> reproductions.</div>"
+)
+
+
+def _head(results_dir: Path, title: str) -> list[str]:
+    """The page head, the title and one line of provenance."""
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>normbench report: {html.escape(title)}"
         f"</title><style>{CSS}</style></head><body>",
@@ -214,60 +234,39 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
             + " · ".join(f"<b>{html.escape(k)}</b>: {html.escape(str(v))}" for k, v in prov.items())
             + "</p>"
         )
-    if (comp["verdict"] == PROXY).any() or (claims is not None and (claims["verdict"] == PROXY).any()):
-        parts.append(
-            "<div class='banner'><b>PROXY results.</b> Rows marked PROXY were run under a protocol that "
-            "differs from the paper's (data set, epochs or number of runs; see the last column). They "
-            "show the pipeline and the trends at small scale and are <b>not</b> reproductions.</div>"
-        )
-    headers, rows = summary_counts(comp, claims)
-    parts += [
-        "<h2>Summary: verdicts per paper</h2>",
-        _table_html(headers, rows),
-        "<p>Numbers: with Δ = ours − paper, SE the standard error of ours over our n runs and f the "
-        "metric's floor and t the 95 % Student-t quantile at n − 1 degrees of freedom, REPRODUCED when "
-        "|Δ| ≤ f and t·SE ≤ f, DEVIATES when |Δ| − t·SE > f (the whole interval Δ ± t·SE lies outside ±f); "
-        "a finite paper number with diverged runs is never REPRODUCED, incomplete runs are excluded and "
-        "counted, std rows are judged as spreads (chi-square interval), parameter counts and depths are "
-        "structure checks counted apart. INCONCLUSIVE otherwise (the spread is wider than the band, or "
-        "Δ is just past it) or with fewer than 2 runs (see <code>normbench.verdicts.numbers</code>). Like is compared "
-        "with like: mean with mean, best of n with best of n (expected best of n by bootstrap, Boo_n, when "
-        "our number of runs differs).</p>",
-    ]
-    if claims is not None:
-        parts += [
-            "<p>Claims: each qualitative claim is a named check on our runs (see <code>normbench.verdicts.claims</code> "
-            "and <code>docs/references.md</code>). An order a &lt; b holds when the 95 % Student-t interval "
-            "d ± t·SE of the difference of the means lies below 0 (never on the survivors of diverged runs), fails when it lies above 0, and is INCONCLUSIVE otherwise "
-            "or with fewer than 2 runs per subject. A PROXY claim shows in brackets whether it holds on the "
-            "proxy runs.</p>",
-        ]
-    parts += baselines_section(results_dir)
-    headers, rows = display_rows(comp)
+    return parts
+
+
+def _paper_section(
+    results_dir: Path, comp: pd.DataFrame, claims: pd.DataFrame | None, paper: str, display: tuple[list, list]
+) -> list[str]:
+    """One paper: its tables in the paper's layout, every number with its rule (run, then not run), claims."""
+    headers, rows = display
     verdicts = list(comp["verdict"])
-    papers = dict.fromkeys([*comp["paper"], *([] if claims is None else claims["paper"])])
-    for paper in papers:
-        idx = [i for i, p in enumerate(comp["paper"]) if p == paper]
-        ran = [rows[i] for i in idx if verdicts[i] != NOT_RUN]
-        not_run = [rows[i] for i in idx if verdicts[i] == NOT_RUN]
-        ran_v = [verdicts[i] for i in idx if verdicts[i] != NOT_RUN]
-        parts.append(f"<h2>{html.escape(paper)}</h2>")
-        layout = paper_tables_section(results_dir, comp, paper)
-        parts += layout
-        if layout and idx:
-            parts.append("<h3>Every number, with its tolerance rule</h3>")
-        if ran:
-            parts.append(_table_html(headers[1:], [r[1:] for r in ran], ran_v))
-        if not_run:
-            parts.append(
-                f"<details><summary>{len(not_run)} reference numbers not run by this configuration"
-                "</summary>"
-                + _table_html(headers[1:], [r[1:] for r in not_run], [NOT_RUN] * len(not_run))
-                + "</details>"
-            )
-        if claims is not None:
-            parts += claims_section(claims, paper)
-    parts.append("<h2>Experiments</h2>")
+    idx = [i for i, p in enumerate(comp["paper"]) if p == paper]
+    ran = [i for i in idx if verdicts[i] != NOT_RUN]
+    not_run = [i for i in idx if verdicts[i] == NOT_RUN]
+    parts = [f"<h2>{html.escape(paper)}</h2>"]
+    layout = paper_tables_section(results_dir, comp, paper)
+    parts += layout
+    if layout and idx:
+        parts.append("<h3>Every number, with its tolerance rule</h3>")
+    if ran:
+        parts.append(_table_html(headers[1:], [rows[i][1:] for i in ran], [verdicts[i] for i in ran]))
+    if not_run:
+        parts.append(
+            f"<details><summary>{len(not_run)} reference numbers not run by this configuration</summary>"
+            + _table_html(headers[1:], [rows[i][1:] for i in not_run], [NOT_RUN] * len(not_run))
+            + "</details>"
+        )
+    if claims is not None:
+        parts += claims_section(claims, paper)
+    return parts
+
+
+def _experiments_section(results_dir: Path) -> list[str]:
+    """Each experiment's table (mean ± std over seeds) and its figures, the learning curves first."""
+    parts = ["<h2>Experiments</h2>"]
     for csv in sorted((results_dir / "tables").glob("*.csv")):
         exp = csv.stem
         shown = display_frame(pd.read_csv(csv))
@@ -280,6 +279,29 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
         for png in [figures / "curves.png", *sorted(p for p in figures.glob("*.png") if p.stem != "curves")]:
             if png.exists():
                 parts.append(_img(png))
+    return parts
+
+
+def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> Path:
+    """Write the HTML report for one configuration's results folder: summary of verdicts per paper, the
+    rules, the baselines, each paper's numbers and claims, then each experiment's tables and figures."""
+    results_dir = Path(results_dir)
+    comp = pd.read_csv(results_dir / "comparison.csv")
+    comp["paper_value"] = comp["paper_value"].astype(object).where(comp["paper_value"].notna(), None)
+    comp["protocol_differences"] = comp["protocol_differences"].fillna("")
+    claims = read_claims(results_dir)
+    parts = _head(results_dir, title)
+    if (comp["verdict"] == PROXY).any() or (claims is not None and (claims["verdict"] == PROXY).any()):
+        parts.append(PROXY_BANNER)
+    headers, rows = summary_counts(comp, claims)
+    parts += ["<h2>Summary: verdicts per paper</h2>", _table_html(headers, rows), RULES_NUMBERS]
+    if claims is not None:
+        parts.append(RULES_CLAIMS)
+    parts += baselines_section(results_dir)
+    display = display_rows(comp)
+    for paper in dict.fromkeys([*comp["paper"], *([] if claims is None else claims["paper"])]):
+        parts += _paper_section(results_dir, comp, claims, paper, display)
+    parts += _experiments_section(results_dir)
     parts.append("</body></html>")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
