@@ -4,13 +4,57 @@ Every record is written by :func:`record_line` (canonical JSON, sorted keys) aft
 ``-inf`` and ``nan`` become the strings ``"inf"``, ``"-inf"``, ``"nan"``, which ``json.dumps`` would otherwise
 write as the non-standard ``Infinity``/``NaN``). Readers get floats back with :func:`from_json_safe` or, for one
 value, :func:`as_float`. No torch: tensors are recognised by their ``detach``/``cpu`` methods.
+
+The record kinds and their fields are a JSON Schema, ``record.schema.json`` beside this module (``epoch``,
+``probe``, ``diverged``, ``eval_health``); :func:`check_record` validates one record against it, and the
+run-folder reader validates every record it reads.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+from importlib import resources
 from typing import Any
+
+RECORD_KINDS = ("epoch", "probe", "diverged", "eval_health")
+
+
+class RecordError(ValueError):
+    """A metrics-log record that is not one of the schema's kinds; the message names the file, line and field."""
+
+
+@functools.cache
+def record_schema() -> dict[str, Any]:
+    """The JSON Schema of one metrics-log record (``normbench/runs/record.schema.json``)."""
+    return json.loads(resources.files("normbench.runs").joinpath("record.schema.json").read_text())
+
+
+@functools.cache
+def _validator(kind: str):
+    """The schema's branch for one record kind, compiled once."""
+    from jsonschema import Draft202012Validator
+
+    schema = record_schema()
+    return Draft202012Validator({**schema["oneOf"][RECORD_KINDS.index(kind)], "$defs": schema["$defs"]})
+
+
+def check_record(record: Any, where: str = "record") -> None:
+    """Raise :class:`RecordError` naming ``where`` (``file:line``) unless ``record`` is a valid record.
+
+    The kind is checked first, so the message says which kind's field is wrong rather than that no kind matched.
+    """
+    if not isinstance(record, dict) or record.get("kind") not in RECORD_KINDS:
+        kind = record.get("kind") if isinstance(record, dict) else type(record).__name__
+        raise RecordError(
+            f"{where}: unknown record kind {kind!r} (expected one of {', '.join(RECORD_KINDS)})"
+        )
+    errors = sorted(_validator(record["kind"]).iter_errors(record), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        field = ".".join(str(p) for p in err.path) or "(record)"
+        raise RecordError(f"{where}: {record['kind']} record, field {field}: {err.message}")
 
 
 def record_line(record: dict[str, Any]) -> str:
