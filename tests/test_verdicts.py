@@ -13,7 +13,7 @@ from test_claims import Runs, _claim, _eval
 from test_compare import _ref
 
 from normbench.references import ReferenceError, parse_reference_file
-from normbench.verdicts import chi2_sd_interval, t_quantile
+from normbench.verdicts import DEVIATES, NOT_RUN, REPRODUCED, chi2_sd_interval, t_quantile
 from normbench.verdicts.claims import Sample, compare_less
 from normbench.verdicts.numbers import compare, compare_one, decide, verdict_counts
 
@@ -340,3 +340,27 @@ def test_paper_config_follows_every_recipe_key_the_papers_state():
                     for d in recipe_differences(r.config, ref.recipe)
                 }
     assert not found, sorted(found)
+
+
+def test_a_structural_deviation_quotes_the_registrys_explanation():
+    """PlainNet-164's 2.5M (Oyedotun Table 1) cannot be built from ResNet-164's 2.6M without its skips: the
+    row says DEVIATES and quotes the registry's note, so a reader sees why; a REPRODUCED count quotes nothing."""
+    from normbench.references import load_references
+    from normbench.verdicts.numbers import compare_one
+
+    refs = [r for r in load_references() if r.paper == "oyedotun2020" and r.metric == "params" and r.model]
+    rows = [compare_one(r, []) for r in refs]
+    plain = next(row for row in rows if row["row"] == "PlainNet-164")
+    assert plain["verdict"] == DEVIATES and plain["kind"] == "structure"
+    assert "the registry explains:" in plain["rule"] and "2.6" in plain["rule"]
+    assert all("explains" not in row["rule"] for row in rows if row["verdict"] == REPRODUCED)
+
+
+def test_a_cited_architecture_row_says_it_is_not_built():
+    from normbench.references import load_references
+    from normbench.verdicts.numbers import compare_one
+
+    cited = [r for r in load_references() if r.metric in ("params", "depth") and r.model is None and r.value]
+    assert cited
+    row = compare_one(cited[0], [])
+    assert row["verdict"] == NOT_RUN and "cited architecture" in row["rule"] and "None" not in row["rule"]

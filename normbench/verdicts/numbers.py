@@ -291,6 +291,14 @@ def model_metric(ref: Reference) -> float | None:
     return None
 
 
+def model_note(ref: Reference) -> str:
+    """The registry's explanation of a parameter-count difference of ``ref``'s model (``params_note``)."""
+    from normbench.models import MODELS
+
+    info = MODELS.get(ref.model or "")
+    return " ".join(info.params_note.split()) if info is not None and ref.metric == "params" else ""
+
+
 def not_run_row(ref: Reference) -> dict[str, Any]:
     """The comparison row of a reference before any run is matched to it: verdict NOT RUN."""
     return _row(ref, TOLERANCE.get(ref.metric))
@@ -375,7 +383,11 @@ def compare_model_metric(ref: Reference, row: dict[str, Any]) -> dict[str, Any]:
     """Parameter counts and depths: deterministic numbers of the registry's model, no runs and no interval."""
     ours = model_metric(ref)
     if ours is None:
-        row["rule"] = f"{ref.model!r} is not in the model registry"
+        row["rule"] = (
+            "a cited architecture the suite does not build (no registry model): not checked"
+            if ref.model is None
+            else f"{ref.model!r} is not in the model registry"
+        )
         return row
     tolerance = 0.0
     if ref.metric == "params":
@@ -392,6 +404,9 @@ def compare_model_metric(ref: Reference, row: dict[str, Any]) -> dict[str, Any]:
         rule="rounds to the printed count, or |Δ| ≤ 1%" if ref.metric == "params" else "Δ = 0",
         verdict=REPRODUCED if _within(ours, ref, tolerance) else DEVIATES,
     )
+    note = model_note(ref) if row["verdict"] == DEVIATES else ""
+    if note:  # a known, explained difference of the architecture: the row says why
+        row["rule"] += f"; the registry explains: {note}"
     return row
 
 
