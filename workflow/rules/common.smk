@@ -31,6 +31,7 @@ def data_id(exp: dict) -> str:
 
 
 DATA = {data_id(e): (e["dataset"], e["image_size"]) for e in CONFIG["experiments"].values()}
+DATA_PATTERN = f"{RES}/data/{{data_id}}.pt"  # the prepared data set (rule data), one per DATA key
 
 # Raw data each data set needs under data.root (digits is built in). Checked at parse time, on the file
 # system only, where its prepared file is not there yet: a run with a missing data set stops here with its fix
@@ -43,7 +44,7 @@ def missing_data() -> list[str]:
     missing = []
     for key, (name, _) in sorted(DATA.items()):
         expected = os.path.join(root, RAW_DATA[name]) if name in RAW_DATA else None
-        if expected is None or os.path.exists(f"{RES}/data/{key}.pt") or os.path.isdir(expected):
+        if expected is None or os.path.exists(DATA_PATTERN.format(data_id=key)) or os.path.isdir(expected):
             continue
         if name == "imagenet":
             missing.append(f"{name}: no folder {expected} (nor its val/); it needs a licence: put it there")
@@ -154,7 +155,7 @@ def paper_figure_inputs(wildcards) -> list[str]:
 
 
 def experiment_data(wildcards) -> str:
-    return f"{RES}/data/{data_id(CONFIG['experiments'][wildcards.experiment])}.pt"
+    return DATA_PATTERN.format(data_id=data_id(CONFIG["experiments"][wildcards.experiment]))
 
 
 # Software and resources of the jobs (README: containers, SLURM, workstation with several GPUs).

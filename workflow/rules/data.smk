@@ -1,6 +1,6 @@
 rule data:
     output:
-        f"{RES}/data/{{data_id}}.pt",
+        DATA_PATTERN,
     log:
         f"{RES}/logs/data/{{data_id}}.log",
     params:

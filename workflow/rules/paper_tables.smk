@@ -6,7 +6,7 @@ from normbench.outputs.paper_tables import planned_files
 
 rule paper_tables:
     input:
-        f"{RES}/comparison.json",
+        rules.compare.output.json,
     output:
         tables=planned_files(f"{RES}/paper_tables", baselines=False),
         baselines=report(f"{RES}/paper_tables/baselines.md", category="Comparison"),

@@ -1,6 +1,6 @@
 rule report:
     input:
-        f"{RES}/comparison.csv",
+        rules.compare.output.csv,
         rules.paper_tables.output,
         expand(f"{RES}/tables/{{experiment}}.csv", experiment=EXPERIMENTS),
         figure_files(),
