@@ -9,6 +9,11 @@
 - :func:`plot_fig2_grid`: Zaeemzadeh Fig. 2, heat maps of the gradient-norm ratio of the 3x3 Conv-ReLU layer
   over the (c, d) grid, one panel per method ("with projection" first, as the paper's panel (a)), each cell
   the mean over runs, and the CSV of every cell (:func:`fig2_grid_frame`).
+- :func:`plot_param_efficiency`: Zaeemzadeh Fig. 5, final test error against parameters (millions, counted on
+  the meta device for the run's data set), a line per family (ResNet, ProcResNet) through its depths.
+- :func:`plot_conv1_filters`: Xie Fig. 6, the first convolution's converged filters, one panel per method (L2
+  left, orthonormality right), from the run folder's ``checkpoint.pt`` (the only figure that needs more than
+  the metrics log: the log holds no weights).
 
 Every figure is written as ``<stem>.png``, ``.pdf`` and ``.json``: the data each panel drew
 (:func:`drawn_panels`: lines, bands, points, heat-map cells, read back from the matplotlib artists) and the
@@ -35,6 +40,7 @@ from typing import Any
 
 import matplotlib
 import matplotlib.collections
+import matplotlib.text
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -43,7 +49,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from normbench.runs.folder import Run  # noqa: E402
+from normbench.runs.folder import DATASET_SHAPES, Run, summarize  # noqa: E402
 from normbench.runs.records import as_float  # noqa: E402
 
 # The experiment's `figure:` block: panels (auto: one column per depth when the runs have several; depth:
@@ -110,7 +116,9 @@ def drawn_panels(fig) -> list[dict[str, Any]]:
     """What each panel of ``fig`` (its axes other than colour bars) drew, in data coordinates: ``lines`` (data
     lines; reference lines such as ``axhline`` are left out), ``bands`` (filled areas: their outline's y
     values, e.g. a ± 1 std band or a histogram's steps), ``points`` (scatter markers), ``cells`` (a heat
-    map's values) and ``notes`` (texts such as "no records"), with the panel's title, labels and scales."""
+    map's values), ``images`` (an image's shape and values, e.g. Xie Fig. 6's filters), ``annotations``
+    (labels of points) and ``notes`` (other texts, such as "no records"), with the panel's title, labels and
+    scales."""
     panels = []
     for ax in fig.axes:
         if hasattr(ax, "_colorbar"):
@@ -140,6 +148,11 @@ def drawn_panels(fig) -> list[dict[str, Any]]:
                     bands.append(
                         {"x": _finite_list(path.vertices[:, 0]), "y": _finite_list(path.vertices[:, 1])}
                     )
+        images = [
+            {"shape": list(np.shape(im.get_array())), "values": _finite_list(im.get_array())}
+            for im in ax.images
+        ]
+        annotations = [t.get_text() for t in ax.texts if isinstance(t, matplotlib.text.Annotation)]
         panels.append(
             {
                 "title": ax.get_title(),
@@ -151,16 +164,23 @@ def drawn_panels(fig) -> list[dict[str, Any]]:
                 "bands": bands,
                 "points": points,
                 "cells": cells,
-                "notes": [t.get_text() for t in ax.texts if not cells],
+                "images": images,
+                "annotations": annotations,
+                "notes": [
+                    t.get_text()
+                    for t in ax.texts
+                    if not cells and not isinstance(t, matplotlib.text.Annotation)
+                ],
             }
         )
     return panels
 
 
 def panel_values(panel: Mapping[str, Any]) -> list[float]:
-    """The finite y values (and heat-map cells) a panel of :func:`drawn_panels` drew."""
+    """The finite y values (and heat-map cells, image values) a panel of :func:`drawn_panels` drew."""
     values = [v for kind in ("lines", "bands", "points") for item in panel[kind] for v in item["y"]]
     values += [v for cells in panel["cells"] for v in cells]
+    values += [v for image in panel.get("images", []) for v in image["values"]]
     return [v for v in values if v is not None]
 
 
@@ -220,7 +240,6 @@ def mean_band(
 PAPER_FIGURES: dict[str, tuple[str, ...]] = {
     "curves": (
         "zaeemzadeh2020/fig4",
-        "zaeemzadeh2020/fig5",
         "jia2017/fig2",
         "oyedotun2020/fig3",
         "oyedotun2020/fig4",
@@ -229,10 +248,13 @@ PAPER_FIGURES: dict[str, tuple[str, ...]] = {
     "fig2_grid": ("zaeemzadeh2020/fig2",),
     "grad_norm_ratio": ("zaeemzadeh2020/fig3",),
     "backward_moments": ("xie2017/fig3",),
+    "backward_profile": ("xie2017/fig4",),
+    "param_efficiency": ("zaeemzadeh2020/fig5",),
+    "conv1_filters": ("xie2017/fig6",),
     "weight_correlation": ("xie2017/fig2",),
     "singular_values": ("jia2017/fig1",),
     "sv_histograms": ("jia2017/fig1",),
-    "weight_condition": ("oyedotun2020/fig11",),
+    "weight_condition": ("oyedotun2020/fig11", "oyedotun2020/fig12"),
     "hidden_condition": ("oyedotun2020/fig13",),
     "activation_dist": ("oyedotun2020/fig5",),
     "weight_dist": ("oyedotun2020/fig5",),
@@ -265,17 +287,24 @@ def paper_figure_label(key: str) -> str:
 def figure_title(runs: list[Run], kind: str, title: str = "") -> str:
     """The title of a ``kind`` figure of ``runs``: the paper figures it reproduces, named by the runs'
     ``reproduces`` lists (e.g. ``Zaeemzadeh et al. 2020, Fig. 3 (proxy: digits)``), with the experiments drawn;
-    ``title`` (the experiment key) when no run's list names a figure this kind draws."""
-    keys = [
-        k
-        for k in dict.fromkeys(k for r in runs for k in r.config.get("reproduces") or [])
-        if k in PAPER_FIGURES.get(kind, ())
-    ]
+    a ``title`` that is a paper figure's key (``oyedotun2020/fig12``, as the workflow's paper figures pass it)
+    names that figure alone; else ``title`` (the experiment key) when no run's list names a figure this kind
+    draws."""
+    if re.fullmatch(r"[a-z]+\d{4}/fig\w+", title):  # a paper figure named by its key: that figure alone
+        keys, labels = [title], {title: "Fig. " + title.partition("/fig")[2]}
+    else:
+        keys = [
+            k
+            for k in dict.fromkeys(k for r in runs for k in r.config.get("reproduces") or [])
+            if k in PAPER_FIGURES.get(kind, ())
+        ]
+        labels = {}
     if not keys:
         return title
     by_paper: dict[str, list[str]] = {}
     for key in keys:
         who, _, label = paper_figure_label(key).partition(", ")
+        label = labels.get(key, label)
         by_paper.setdefault(who, []).append(label)
     names = "; ".join(f"{who}, {', '.join(labels)}" for who, labels in by_paper.items())
     data = []
@@ -516,5 +545,190 @@ def plot_fig2_grid(
     return save_figure(fig, out_stem, f"{title}\n{caption}" if title else caption)
 
 
+# ----------------------------------------------------------------------------- Zaeemzadeh et al., Fig. 5
+
+
+def model_params(cfg: Mapping[str, Any]) -> float:
+    """Parameters (millions) of a run's network as built for its data set (classes and channels), counted on
+    the meta device (no memory, no init); NaN for a model the registry does not know."""
+    classes, channels = DATASET_SHAPES.get(cfg.get("dataset") or "", DATASET_SHAPES["cifar10"])
+    return _meta_params(cfg["model"], classes, channels)
+
+
+@functools.cache
+def _meta_params(name: str, classes: int, channels: int) -> float:
+    from normbench.models import MODELS, count_params
+    from normbench.models.summary import build_meta
+
+    info = MODELS.get(name)
+    return float("nan") if info is None else count_params(build_meta(info, classes, channels)) / 1e6
+
+
+def param_efficiency_frame(runs: list[Run]) -> pd.DataFrame:
+    """One row per run: family (the model without its depth digits, and the method), depth, parameters
+    (millions) and final test error (%; NaN for a diverged run)."""
+    rows = []
+    for run in runs:
+        cfg = run.config
+        own = model_depth(cfg)
+        family = cfg["model"].replace(str(own), "", 1).strip("_") if own is not None else cfg["model"]
+        rows.append(
+            {
+                "family": _variant(family, method_label(cfg)),
+                "model": cfg["model"],
+                "depth": own,
+                "seed": cfg["seed"],
+                "params": model_params(cfg),
+                "error": as_float(summarize(run.records)["final_test_error"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=["family", "model", "depth", "seed", "params", "error"])
+
+
+def plot_param_efficiency(
+    runs: list[Run], out_stem: str | Path, title: str = "", layout: Mapping[str, Any] | None = None
+) -> list[Path]:
+    """Zaeemzadeh Fig. 5, parameter efficiency: final test error (%) against the number of parameters
+    (millions, log axis), one line per family (ResNet, ProcResNet, their EraseReLU versions) through its depths,
+    each point the mean over seeds with a ± 1 std error bar and annotated with its depth (e.g. ProcResNet-274
+    beside ResNet-1001)."""
+    df = param_efficiency_frame(runs)
+    df = df[np.isfinite(df["error"].astype(float)) & np.isfinite(df["params"].astype(float))]
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    families = list(dict.fromkeys(df["family"]))
+    palette = dict(zip(families, sns.color_palette("colorblind", max(1, len(families)))))
+    for fam in families:
+        g = df[df["family"] == fam]
+        stats = g.groupby(["params", "depth"], as_index=False, dropna=False)["error"].agg(["mean", "std"])
+        stats = stats.sort_values("params")
+        ax.plot(stats["params"], stats["mean"], color=palette[fam], marker="o", ms=4, lw=1.4, label=fam)
+        ax.errorbar(
+            stats["params"],
+            stats["mean"],
+            yerr=stats["std"].fillna(0.0),
+            fmt="none",
+            ecolor=palette[fam],
+            capsize=3,
+        )
+        for _, row in stats.iterrows():
+            depth = row["depth"]
+            ax.annotate(
+                f"{int(depth)}" if depth == depth and depth is not None else "?",
+                (row["params"], row["mean"]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+                color=palette[fam],
+            )
+    if families:
+        ax.set_xscale("log")
+        ax.legend(fontsize=7)
+    else:
+        no_data(ax, "no finished runs")
+    ax.set_xlabel("parameters (millions)")
+    ax.set_ylabel("test error (%)")
+    seeds = int(df.groupby("model")["seed"].nunique().max()) if not df.empty else 0
+    caption = f"final test error against parameters, mean over {seeds} seeds (bar: ± 1 std); labels: depth"
+    title = figure_title(runs, "param_efficiency", title)
+    return save_figure(fig, out_stem, f"{title}\n{caption}" if title else caption)
+
+
+# ----------------------------------------------------------------------------- Xie et al., Fig. 6
+
+
+def first_conv_weight(run: Run):
+    """The first convolution kernel (``c_out x c_in x kh x kw``, float64 numpy) of a run's final weights
+    (``checkpoint.pt`` beside its log: the model's state dict in definition order, conv1 first); ``None``
+    without a checkpoint or a 4-D weight."""
+    import torch
+
+    path = Path(run.path) / "checkpoint.pt"
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    weights = state.get("model", state) if isinstance(state, dict) else {}
+    for key, tensor in weights.items():
+        if key.endswith("weight") and getattr(tensor, "dim", lambda: 0)() == 4:
+            return tensor.detach().double().numpy()
+    return None
+
+
+def filter_mosaic(weight: np.ndarray) -> np.ndarray:
+    """The filters of a conv kernel tiled in a square grid, each scaled to [0, 1] on its own (as filter
+    pictures are drawn), white 1-pixel gaps: RGB for 3 input channels, else the mean over input channels."""
+    n, c, kh, kw = weight.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    depth = 3 if c == 3 else 1
+    out = np.ones((rows * (kh + 1) + 1, cols * (kw + 1) + 1, depth))
+    for i in range(n):
+        f = weight[i] if depth == 3 else weight[i].mean(axis=0, keepdims=True)
+        lo, hi = float(np.min(f)), float(np.max(f))
+        f = (f - lo) / (hi - lo) if hi > lo else np.full_like(f, 0.5)
+        r, q = divmod(i, cols)
+        out[1 + r * (kh + 1) : 1 + r * (kh + 1) + kh, 1 + q * (kw + 1) : 1 + q * (kw + 1) + kw] = f.transpose(
+            1, 2, 0
+        )
+    return out if depth == 3 else out[..., 0]
+
+
+def _method_order(method: str) -> tuple[bool, str]:
+    return (method != "none", method)
+
+
+def plot_conv1_filters(
+    runs: list[Run], out_stem: str | Path, title: str = "", layout: Mapping[str, Any] | None = None
+) -> list[Path]:
+    """Xie Fig. 6: the converged weights of the first convolution, one panel per method (left: L2, the
+    method ``none``; right: orthonormality), one row per model (the paper draws ResNet-34), from the first seed's
+    ``checkpoint.pt`` (the run folder's final weights: this figure alone needs more than the metrics log)."""
+    cells: dict[tuple[str, str], np.ndarray] = {}
+    for run in sorted(runs, key=lambda r: r.config["seed"]):
+        key = (run.config["model"], run.config["method"])
+        if key in cells:
+            continue
+        weight = first_conv_weight(run)
+        if weight is not None:
+            cells[key] = weight
+    models = list(dict.fromkeys(r.config["model"] for r in runs)) or [""]
+    methods = sorted(dict.fromkeys(r.config["method"] for r in runs), key=_method_order) or ["none"]
+    fig, axes = plt.subplots(
+        len(models), len(methods), figsize=(3.6 * len(methods), 3.8 * len(models) + 0.6), squeeze=False
+    )
+    for i, model in enumerate(models):
+        for j, method in enumerate(methods):
+            ax = axes[i][j]
+            weight = cells.get((model, method))
+            label = "L2 regularization" if method == "none" else method
+            head = f"{model}: {label}" if len(models) > 1 else label
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if weight is None:
+                ax.set_title(head, fontsize=9)
+                no_data(ax, "no checkpoint")
+                continue
+            ax.set_title(
+                f"{head}\n{weight.shape[0]} filters, {weight.shape[2]}x{weight.shape[3]}", fontsize=9
+            )
+            mosaic = filter_mosaic(weight)
+            ax.imshow(
+                mosaic,
+                cmap=None if mosaic.ndim == 3 else "gray",
+                vmin=0.0,
+                vmax=1.0,
+                interpolation="nearest",
+            )
+    caption = "converged weights of the first convolution layer (each filter scaled to [0, 1]; first seed)"
+    title = figure_title(runs, "conv1_filters", title)
+    return save_figure(fig, out_stem, f"{title}\n{caption}" if title else caption)
+
+
 # name -> builder(runs, out_stem, title, layout): the figure kinds of `normbench figures --figure NAME`
-FIGURES: dict[str, Callable[..., list[Path]]] = {"curves": plot_curves, "fig2_grid": plot_fig2_grid}
+FIGURES: dict[str, Callable[..., list[Path]]] = {
+    "curves": plot_curves,
+    "fig2_grid": plot_fig2_grid,
+    "param_efficiency": plot_param_efficiency,
+    "conv1_filters": plot_conv1_filters,
+}

@@ -9,11 +9,17 @@ and writes PNG, PDF and the JSON of what it drew (:func:`normbench.outputs.figur
   the runs span several depths (the paper's 3x3 grid of Plain/ResNet/ProcResNet x 20/83/164), else one panel
   per variant;
 - ``backward_moments``: Xie Fig. 3, q^1/q^L (second moment of the backward error at the first conv over the
-  last) over epochs;
+  last) against the training iteration, two panels: all iterations and, enlarged, those before the first
+  learning-rate drop; ``backward_profile``: Xie Fig. 4, q^l/q^L per layer at named iterations (200, 2000,
+  20000, 30000), one panel each. The iteration of a record is its own ``iteration`` where the trainer wrote
+  one, else the steps of the epochs up to it (:func:`probe_iterations`); with per-epoch records the title says
+  EPOCH RESOLUTION (the paper samples every 50 iterations);
 - ``weight_correlation``: Xie Fig. 2, mean signed correlation among filters (Eq. 8) over epochs;
-- ``singular_values``/``sv_histograms``: Jia Fig. 1, histogram of all weight singular values at the last probe;
+- ``sv_histograms``: Jia Fig. 1, normalized singular-value histograms of the lower, middle and higher layers
+  (three panels, SGD red and SVB blue; a row per depth); ``singular_values``: all layers' values pooled;
 - ``weight_condition``/``hidden_condition``: Oyedotun Figs. 11-13, condition number per layer at the last
-  probe, log scale; infinite values drawn as crosses on the top edge;
+  probe, log scale, infinite values drawn as crosses on the top edge; one panel per data set side by side in
+  the paper's order (Fig. 11: MNIST | CIFAR-10, Fig. 12: CIFAR-100 | ImageNet, Fig. 13: CIFAR-10 | CIFAR-100);
 - ``activation_dist``/``weight_dist``: Oyedotun Figs. 5-10, median and 5-95% band per layer at the last probe.
 """
 
@@ -28,6 +34,7 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -195,24 +202,6 @@ def _epoch_series(
     return save_figure(fig, out_stem, f"{figure_title(runs, name, title)}\n{caption}")
 
 
-def plot_backward_moments(runs, out_stem, title, layout=None):
-    def first_over_last(res):
-        q = [as_float(v) for v in res["q"]]
-        return q[0] / q[-1] if q and q[-1] > 0 else float("nan")
-
-    return _epoch_series(
-        runs,
-        "backward_moments",
-        first_over_last,
-        r"$q^1 / q^L$ (backward error, 2nd moment)",
-        out_stem,
-        title,
-        "backward error, first over last layer",
-        log=True,
-        bounds=(0.0, None),
-    )
-
-
 def plot_weight_correlation(runs, out_stem, title, layout=None):
     return _epoch_series(
         runs,
@@ -264,39 +253,79 @@ def plot_singular_values(runs, out_stem, title, layout=None, name="singular_valu
     return save_figure(fig, out_stem, f"{figure_title(runs, name, title)}\n{caption}")
 
 
+# The data sets in the order the papers draw them (Oyedotun Fig. 11: MNIST left, CIFAR-10 right; Fig. 12:
+# CIFAR-100 left, ImageNet right; Fig. 13: CIFAR-10 left, CIFAR-100 right) and their printed names.
+DATASET_ORDER = ("mnist", "cifar10", "cifar100", "imagenet")
+DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
+
+
+def dataset_key(run: Run) -> str:
+    """The data set a run stands for (its ``paper_dataset``, else its ``dataset``; ``""`` when unknown)."""
+    return str(run.config.get("paper_dataset") or run.config.get("dataset") or "")
+
+
+def dataset_title(runs: list[Run], key: str) -> str:
+    """``CIFAR-10`` or, for runs on a stand-in, ``CIFAR-10 (proxy: digits)``."""
+    name = DATASET_NAMES.get(key, key)
+    proxies = sorted({str(r.config.get("dataset")) for r in runs if dataset_key(r) == key} - {key, "None"})
+    return name + (f" (proxy: {', '.join(proxies)})" if proxies else "")
+
+
+def dataset_panels(runs: list[Run]) -> list[str]:
+    """The data sets of ``runs`` in the papers' order (others after, sorted)."""
+    keys = {dataset_key(r) for r in runs}
+    return [k for k in DATASET_ORDER if k in keys] + sorted(keys - set(DATASET_ORDER))
+
+
 def _per_layer(runs, name, key, ylabel, out_stem, title, caption, log=True) -> list[Path]:
+    """Oyedotun Figs. 11-13: a condition number per layer (forward order) at the last probe, one line per
+    variant (mean over seeds, ± 1 std band clipped at 1), infinite values as crosses on the panel's top edge;
+    one panel per data set, side by side in the paper's order (Fig. 11: MNIST | CIFAR-10; Fig. 12:
+    CIFAR-100 | ImageNet; Fig. 13: CIFAR-10 | CIFAR-100), so a paper figure drawn from the runs of both its
+    experiments has the printed layout."""
     rows = [
-        {"variant": variant(r), "seed": r.config["seed"], "layer": i, "value": as_float(layer[key])}
+        {
+            "dataset": dataset_key(r),
+            "variant": variant(r),
+            "seed": r.config["seed"],
+            "layer": i,
+            "value": as_float(layer[key]),
+        }
         for r, res in last_probe(runs, name)
         for i, layer in enumerate(res)
     ]
-    df = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    drawn = False
-    if not df.empty:
-        finite = df[df["value"].map(math.isfinite)]
+    df = pd.DataFrame(rows, columns=["dataset", "variant", "seed", "layer", "value"])
+    panels = dataset_panels(runs) or [""]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(6.0 * len(panels) + 0.5, 3.8), squeeze=False, sharey=True
+    )
+    for ax, ds in zip(axes[0], panels):
+        sub = df[df["dataset"] == ds]
+        drawn = False
+        finite = sub[sub["value"].map(math.isfinite)]
         for var, g in finite.groupby("variant", sort=False):
             # a condition number is at least 1: the ± 1 std band is clipped there
             line = mean_band(
                 ax, g, "layer", "value", bounds=(1.0, None), log=log, marker="o", markersize=3, label=var
             )
             drawn = drawn or line is not None
-        inf = df[df["value"] == float("inf")]
+        inf = sub[sub["value"] == float("inf")]
         if not inf.empty:
             top = finite["value"].max() * 3 if not finite.empty else 10.0
             ax.scatter(
                 inf["layer"], [top] * len(inf), marker="x", color="crimson", label="infinite", zorder=5
             )
             drawn = True
-        if drawn and log:
-            ax.set_yscale("log")
-    if drawn:
-        ax.legend(fontsize=7)
-    else:
-        no_data(ax)
-    ax.set_xlabel("layer (forward order)")
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_ylabel(ylabel)
+        if drawn:
+            if log:
+                ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        else:
+            no_data(ax)
+        ax.set_title(dataset_title(runs, ds) if ds else "")
+        ax.set_xlabel("layer (forward order)")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes[0][0].set_ylabel(ylabel)
     seeds = int(df.groupby("variant")["seed"].nunique().max()) if not df.empty else 0
     caption = f"{caption} at the last probe, mean over {seeds} seeds (band: ± 1 std)"
     return save_figure(fig, out_stem, f"{figure_title(runs, name, title)}\n{caption}")
@@ -338,15 +367,324 @@ def plot_distribution(runs, out_stem, title, name):
     return save_figure(fig, out_stem, f"{figure_title(runs, name, title)}\n{caption}")
 
 
-# Every figure takes (runs, out_stem, title, layout); only Fig. 3's reads a layout (its depths map).
+# ----------------------------------------------------------------------------- Jia et al., Fig. 1
+
+# Jia Fig. 1: "Red stairs are from SGD based training, and blue ones are from our proposed SVB method"
+JIA_COLOURS = {"none": "#d62728", "svb": "#1f77b4"}
+POSITION_NAMES = ("lower layer", "middle layer", "higher layer")
+
+
+def _position_name(i: int, k: int) -> str:
+    return POSITION_NAMES[i] if k == 3 else f"layer {i + 1} of {k}"
+
+
+def plot_sv_layers(runs, out_stem, title, layout=None, name="sv_histograms"):
+    """Jia Fig. 1: normalized singular-value histograms of the lower, middle and higher layers (the three
+    layers the ``sv_histograms`` probe records, in forward order) at the last probe, one panel each, a stair
+    line per variant (SGD red, SVB blue, as printed) on bins shared by the panel's variants, all seeds'
+    values pooled; one row per depth when the runs span several depths."""
+    rows = []
+    for r, res in last_probe(runs, name):
+        for i, layer in enumerate(res):
+            for sv in layer["singular_values"]:
+                rows.append(
+                    {
+                        "depth": model_depth(r.config),
+                        "variant": variant(r, strip_depth=True),
+                        "method": r.config["method"],
+                        "position": i,
+                        "positions": len(res),
+                        "layer": layer["name"],
+                        "sv": as_float(sv),
+                    }
+                )
+    df = pd.DataFrame(rows, columns=["depth", "variant", "method", "position", "positions", "layer", "sv"])
+    df = df[df["sv"].map(math.isfinite)]
+    df["row"] = [f"depth {int(d)}" if d == d and d is not None else "" for d in df["depth"]]
+    depths = sorted(df["depth"].dropna().unique()) if not df.empty else []
+    row_keys = [f"depth {int(d)}" for d in depths] if len(depths) > 1 else [""]
+    if len(depths) <= 1:
+        df["row"] = ""
+    k = int(df["positions"].max()) if not df.empty else 3
+    fig, axes = plt.subplots(
+        len(row_keys), k, figsize=(3.8 * k + 0.6, 3.2 * len(row_keys) + 0.6), squeeze=False
+    )
+    variants = list(dict.fromkeys(df["variant"]))
+    palette = dict(zip(variants, sns.color_palette("colorblind", max(1, len(variants)))))
+    methods = {v: df.loc[df["variant"] == v, "method"].iloc[0] for v in variants}
+    if len(set(methods.values())) == len(variants):  # one variant per method: the paper's colours
+        palette.update({v: JIA_COLOURS[m] for v, m in methods.items() if m in JIA_COLOURS})
+    for i, rk in enumerate(row_keys):
+        for j in range(k):
+            ax = axes[i][j]
+            sub = df[(df["row"] == rk) & (df["position"] == j)]
+            if sub.empty:
+                no_data(ax)
+            else:
+                lo, hi = float(sub["sv"].min()), float(sub["sv"].max())
+                wide = _spans_decades(sub["sv"])
+                if wide:
+                    edges = np.geomspace(lo, hi, 41)
+                else:
+                    pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1.0)
+                    edges = np.linspace(lo - pad, hi + pad, 41)
+                for var, g in sub.groupby("variant", sort=False):
+                    counts, _ = np.histogram(g["sv"], bins=edges)
+                    frac = counts / max(counts.sum(), 1)
+                    ax.step(edges, np.r_[frac, frac[-1]], where="post", color=palette[var], lw=1.4, label=var)
+                if wide:
+                    ax.set_xscale("log")
+                ax.legend(fontsize=7)
+            layers = ", ".join(dict.fromkeys(sub["layer"])) if not sub.empty else ""
+            head = _position_name(j, k) + (f" ({layers})" if layers else "")
+            ax.set_title(f"{rk}: {head}" if rk else head, fontsize=9)
+            ax.set_xlabel(r"singular value $\sigma$" if i == len(row_keys) - 1 else "")
+            if j == 0:
+                ax.set_ylabel("fraction of singular values")
+    caption = "normalized singular-value histograms of three layers at the last probe (all seeds pooled)"
+    return save_figure(fig, out_stem, f"{figure_title(runs, name, title)}\n{caption}")
+
+
+# ----------------------------------------------------------------------------- Xie et al., Figs. 3-4
+
+
+def probe_iterations(run: Run, name: str):
+    """Yield (epoch, iteration, result) of every ``name`` probe record of ``run``. The iteration is the
+    record's own ``iteration`` where the trainer wrote one (an iteration schedule), else the training steps
+    of the epochs up to the record's (the epoch records' ``steps``; 0 at the initialisation record), else
+    ``None``."""
+    steps, total, known = {}, 0, True
+    for rec in run.records:
+        if rec.get("kind") == "epoch":
+            if "steps" in rec and known:
+                total += int(rec["steps"])
+            else:
+                known = False
+            steps[rec["epoch"]] = total if known else None
+    for rec in run.records:
+        if rec.get("kind") == "probe" and name in rec.get("probes", {}):
+            if rec.get("iteration") is not None:
+                it = int(rec["iteration"])
+            elif rec["epoch"] == 0:
+                it = 0
+            else:
+                it = steps.get(rec["epoch"])
+            yield rec["epoch"], it, rec["probes"][name]
+
+
+def _resolution_note(runs: list[Run], name: str) -> str:
+    """How finely the probe was sampled: per iteration record, or per epoch (the papers' iterations are then
+    the steps of the epochs up to each record)."""
+    own = any(
+        rec.get("kind") == "probe" and name in rec.get("probes", {}) and rec.get("iteration") is not None
+        for r in runs
+        for rec in r.records
+    )
+    if own:
+        return "probe records at iterations"
+    every = sorted(
+        {
+            rec["epoch"]
+            for r in runs
+            for rec in r.records
+            if rec.get("kind") == "probe" and name in rec.get("probes", {})
+        }
+    )
+    gaps = sorted({b - a for a, b in zip(every, every[1:])})
+    step = f"every {gaps[0]} epoch{'s' if gaps[0] != 1 else ''}" if len(gaps) == 1 else "per epoch"
+    return f"EPOCH RESOLUTION: probes recorded {step} (iteration = training steps up to the record)"
+
+
+def first_lr_drop(run: Run) -> int | None:
+    """The iteration at which the learning rate is first divided (the end of the epoch before the first
+    epoch with a smaller rate), from the epoch records; ``None`` when it never drops or steps are unknown."""
+    total, prev = 0, None
+    for rec in run.records:
+        if rec.get("kind") != "epoch":
+            continue
+        lr = as_float(rec.get("lr"))
+        if prev is not None and lr < prev * 0.99:
+            return total
+        if "steps" not in rec:
+            return None
+        total += int(rec["steps"])
+        prev = lr
+    return None
+
+
+def _backward_frame(runs: list[Run]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        for epoch, it, res in probe_iterations(r, "backward_moments"):
+            q = [as_float(v) for v in res["q"]]
+            rows.append(
+                {
+                    "variant": variant(r),
+                    "depth": model_depth(r.config),
+                    "seed": r.config["seed"],
+                    "epoch": epoch,
+                    "iteration": it,
+                    "q": q,
+                    "value": q[0] / q[-1] if q and q[-1] > 0 else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows, columns=["variant", "depth", "seed", "epoch", "iteration", "q", "value"])
+
+
+XIE_SKIP = (
+    5  # "we omit the ratios of first five iterations in Fig. 3 since the disproportional order of magnitude"
+)
+
+
+def plot_backward_moments(runs, out_stem, title, layout=None):
+    """Xie Fig. 3: q^1/q^L (the second moment of the backward error at the first conv over that at the last)
+    against the training iteration, a line per variant (mean over seeds, ± 1 std band), log axis, the first
+    five iterations omitted as in the paper. Two panels: top, all iterations; bottom, enlarged from the 5th
+    iteration to the first learning-rate drop (the paper's 32000th iteration), read from the epoch records.
+    Iterations come from the records (see :func:`probe_iterations`); where they are unknown the x axis is the
+    epoch. The paper samples every 50 iterations; the note in the title says the resolution drawn."""
+    df = _backward_frame(runs)
+    use_it = not df.empty and df["iteration"].notna().all()
+    x = "iteration" if use_it else "epoch"
+    if use_it:
+        df["iteration"] = df["iteration"].astype(int)
+        kept = df[df["iteration"] >= XIE_SKIP]
+        df = kept if not kept.empty else df
+    drops = [d for d in (first_lr_drop(r) for r in runs) if d is not None]
+    end = min(drops) if drops and use_it else None
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 6.4), squeeze=False)
+    spans = [
+        ("all iterations" if use_it else "all epochs", df),
+        (
+            f"enlarged: iterations {XIE_SKIP}-{end} (before the first learning-rate drop)"
+            if end is not None
+            else "enlarged: no learning-rate drop recorded (same range)",
+            df[df[x] <= end] if end is not None else df,
+        ),
+    ]
+    for ax, (head, sub) in zip(axes[:, 0], spans):
+        drawn = False
+        for var, g in sub.groupby("variant", sort=False):
+            line = mean_band(
+                ax, g, x, "value", bounds=(0.0, None), log=True, marker="o", markersize=2, label=var
+            )
+            drawn = drawn or line is not None
+        if drawn:
+            ax.set_yscale("log")
+            ax.axhline(1.0, color="k", lw=0.6, ls=":")
+            ax.legend(fontsize=7)
+        else:
+            no_data(ax)
+        ax.set_title(head, fontsize=9)
+        ax.set_xlabel(x)
+        ax.set_ylabel(r"$q^1 / q^L$")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    seeds = int(df.groupby("variant")["seed"].nunique().max()) if not df.empty else 0
+    caption = (
+        "2nd moment of the backward error at the first conv over the last, "
+        f"mean over {seeds} seeds (band: ± 1 std); "
+        + _resolution_note(runs, "backward_moments")
+        + "; the paper samples every 50 iterations"
+    )
+    return save_figure(fig, out_stem, f"{figure_title(runs, 'backward_moments', title)}\n{caption}")
+
+
+XIE_FIG4_ITERATIONS = (
+    200,
+    2000,
+    20000,
+    30000,
+)  # "We only present 200th, 2000th, 20000th and 30000th iteration"
+
+
+def plot_backward_profile(runs, out_stem, title, layout=None):
+    """Xie Fig. 4: the per-layer profile q^l/q^L (second moment of the backward error at conv layer l over
+    that at the last) against the layer index, one panel per named iteration (``layout["iterations"]``,
+    default 200, 2000, 20000, 30000), a line per variant (mean over seeds), log axis; one row per depth when
+    the runs span several. Each panel draws the probe record nearest its iteration (its title says which
+    iteration and epoch it is): with probes recorded per epoch the named iterations are approximated by the
+    epoch ends nearest them, and the title's note says so."""
+    targets = tuple((layout or {}).get("iterations") or XIE_FIG4_ITERATIONS)
+    df = _backward_frame(runs)
+    use_it = not df.empty and df["iteration"].notna().all()
+    depths = sorted(df["depth"].dropna().unique()) if not df.empty else []
+    by_depth = len(depths) > 1
+    row_keys = depths if by_depth else [None]
+    fig, axes = plt.subplots(
+        len(row_keys),
+        len(targets),
+        figsize=(3.4 * len(targets) + 0.6, 3.2 * len(row_keys) + 0.8),
+        squeeze=False,
+        sharey=True,
+    )
+    for i, depth in enumerate(row_keys):
+        rows = df[df["depth"] == depth] if by_depth else df
+        for j, target in enumerate(targets):
+            ax = axes[i][j]
+            head = f"iteration {target}"
+            drawn = False
+            if not rows.empty:
+                # per run (variant and seed), the record nearest the named iteration; without iterations,
+                # the epoch at the same fraction of the recorded epochs (the best the log allows)
+                pos = (rows["iteration"] if use_it else rows["epoch"]).astype(float)
+                goal = target if use_it else pos.max() * target / max(targets)
+                dist = (pos - goal).abs()
+                pick = rows.loc[dist.groupby([rows["variant"], rows["seed"]]).idxmin()]
+                its = sorted({int(v) for v in pick["iteration"]}) if use_it else []
+                eps = sorted({int(v) for v in pick["epoch"]})
+                head += " (record: " + (f"it. {'/'.join(map(str, its))}, " if use_it else "")
+                head += f"epoch {'/'.join(map(str, eps))})"
+                for var, g in pick.groupby("variant", sort=False):
+                    profiles = [[v / q[-1] if q[-1] > 0 else float("nan") for v in q] for q in g["q"]]
+                    long = pd.DataFrame(
+                        [
+                            {"seed": s, "layer": n + 1, "value": v}
+                            for s, prof in zip(g["seed"], profiles)
+                            for n, v in enumerate(prof)
+                        ]
+                    )
+                    line = mean_band(
+                        ax,
+                        long,
+                        "layer",
+                        "value",
+                        bounds=(0.0, None),
+                        log=True,
+                        marker="o",
+                        markersize=2,
+                        label=var,
+                    )
+                    drawn = drawn or line is not None
+            if drawn:
+                ax.set_yscale("log")
+                ax.axhline(1.0, color="k", lw=0.6, ls=":")
+                ax.legend(fontsize=6)
+            else:
+                no_data(ax)
+            ax.set_title((f"depth {int(depth)}: " if by_depth else "") + head, fontsize=8)
+            ax.set_xlabel("layer index $l$" if i == len(row_keys) - 1 else "")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        axes[i][0].set_ylabel(r"$q^l / q^L$")
+    caption = (
+        "ratio of the backward error's 2nd moment at each conv layer to the highest layer; "
+        + _resolution_note(runs, "backward_moments")
+        + (
+            "; each panel: the record nearest the named iteration"
+            if use_it
+            else "; iterations unknown: panels at the same fractions of the recorded epochs"
+        )
+    )
+    return save_figure(fig, out_stem, f"{figure_title(runs, 'backward_profile', title)}\n{caption}")
+
+
+# Every figure takes (runs, out_stem, title, layout); Zaeemzadeh Fig. 3 reads the layout's depths map, Xie Fig. 4
+# its iterations.
 PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str, dict | None], list[Path]]] = {
     "grad_norm_ratio": plot_grad_norm_ratio,
     "backward_moments": plot_backward_moments,
     "weight_correlation": plot_weight_correlation,
     "singular_values": plot_singular_values,
-    "sv_histograms": lambda runs, out, title, layout=None: plot_singular_values(
-        runs, out, title, name="sv_histograms"
-    ),
+    "sv_histograms": plot_sv_layers,
     "weight_condition": lambda runs, out, title, layout=None: _per_layer(
         runs,
         "weight_condition",
@@ -369,4 +707,6 @@ PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str, dict | None], list[Path
         runs, out, title, "activation_dist"
     ),
     "weight_dist": lambda runs, out, title, layout=None: plot_distribution(runs, out, title, "weight_dist"),
+    # Xie Fig. 4 from the backward_moments records (not a probe name of its own)
+    "backward_profile": plot_backward_profile,
 }
