@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from normbench.methods.base import Method
 from normbench.models.preact import PreActResNet
 from normbench.probes import (
     PROBES,
@@ -17,9 +18,7 @@ from normbench.probes import (
     backward_error_moments,
     block_grad_norm_ratios,
     condition_number,
-    fig2_grid,
     fig2_network,
-    fig2_ratio,
     filter_cosines,
     find_blocks,
     from_json_safe,
@@ -39,6 +38,7 @@ from normbench.probes import (
     weight_singular_values,
 )
 from normbench.probes.conditioning import representation_singular_values
+from normbench.studies.fig2 import fig2_grid, train_cell
 
 
 def orthogonal(n: int, seed: int = 0) -> torch.Tensor:
@@ -235,24 +235,66 @@ def test_fig2_network_layout() -> None:
     assert net.block[0].grid == 8  # ProjectedConv2d records its grid for the projection
 
 
-def test_fig2_ratio_with_orthogonal_projection() -> None:
+class PolarProjection(Method):
+    """A stand-in constraint: the polar factor of the middle layer's centre tap, at attach and after each step."""
+
+    name = "polar"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def attach(self, model: nn.Module) -> None:
+        self.after_step(model, -1)
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        self.calls += 1
+        polar_centre_tap(model)
+
+
+def test_fig2_cell_with_orthogonal_projection() -> None:
+    """The Fig. 2 cell trains through the engine step with the method's hooks: attach once, after_step per step."""
     data = [image_batch(seed=s) for s in range(3)]
     probe = image_batch(n=8, seed=9)
-    calls = []
-
-    def project(net: nn.Module) -> None:
-        calls.append(1)
-        polar_centre_tap(net)
-
-    lin = fig2_ratio(4, 4, data, probe, project=project, epochs=2, relu=False)
-    assert lin["steps"] == 6 and len(calls) == 7 and lin["projected"]
+    method = PolarProjection()
+    lin = train_cell(4, 4, data, probe, method, epochs=2, relu=False)
+    assert lin["steps"] == 6 and method.calls == 7 and lin["projected"]
     assert lin["ratio"] == pytest.approx(1.0, abs=1e-5)  # orthogonal conv: norm preserving
-    relu = fig2_ratio(4, 4, data, probe, project=polar_centre_tap, epochs=1)
+    relu = train_cell(4, 4, data, probe, PolarProjection(), epochs=1)
     assert relu["ratio"] >= 1.0 - 1e-6  # ReLU only removes gradient energy on the way down
-    free = fig2_ratio(4, 4, data, probe, project=None, epochs=1, relu=False)
-    assert abs(free["ratio"] - 1.0) > 1e-3
-    again = fig2_ratio(4, 4, data, probe, project=None, epochs=1, relu=False)
+    free = train_cell(4, 4, data, probe, None, epochs=1, relu=False)
+    assert abs(free["ratio"] - 1.0) > 1e-3 and not free["projected"]
+    again = train_cell(4, 4, data, probe, None, epochs=1, relu=False)
     assert again["ratio"] == free["ratio"]  # seeded
+
+
+def test_fig2_cell_is_the_trainers_step():
+    """One cell equals the eager engine step run by hand on the same network: same loss, same weights."""
+    from normbench.methods import build_method
+    from normbench.models.fig2net import fig2_network
+    from normbench.training.engine import build_step
+
+    data = [image_batch(seed=s) for s in range(2)]
+    probe = image_batch(n=8, seed=9)
+    cell = train_cell(3, 5, data, probe, None, epochs=1, seed=4)
+    torch.manual_seed(4)
+    net = fig2_network(3, 5)
+    method = build_method("none")
+    step = build_step(
+        {"name": "eager"}, net, method, {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}
+    )
+    net.train()
+    step.start_epoch()
+    for x, y in data:
+        step.step(x, y)
+    stats = step.end_epoch()
+    assert cell["train_loss"] == pytest.approx(stats.loss_sum / stats.seen, rel=1e-6)
+
+
+def test_fig2_cell_stops_at_divergence():
+    data = [image_batch(seed=s) for s in range(3)]
+    cell = train_cell(4, 4, data, image_batch(n=8, seed=9), None, epochs=3, optimizer={"lr": 1e30})
+    assert "diverged" in cell and cell["steps"] <= 3
 
 
 def test_fig2_grid_means() -> None:

@@ -8,6 +8,7 @@ data (lists, dicts, floats; ``inf``/``nan`` as floats); :func:`record_probes` ru
 returns strict-JSON data. See ``docs/probes.md`` for the maths and conventions.
 """
 
+from normbench.models.fig2net import fig2_network
 from normbench.probes._common import pick_spread
 from normbench.probes.conditioning import (
     condition_number,
@@ -27,9 +28,6 @@ from normbench.probes.distributions import (
 from normbench.probes.gradients import (
     backward_error_moments,
     block_grad_norm_ratios,
-    fig2_grid,
-    fig2_network,
-    fig2_ratio,
     find_blocks,
 )
 from normbench.probes.record import PROBES, record_probes
@@ -42,9 +40,7 @@ __all__ = [
     "backward_error_moments",
     "block_grad_norm_ratios",
     "condition_number",
-    "fig2_grid",
     "fig2_network",
-    "fig2_ratio",
     "filter_cosines",
     "find_blocks",
     "from_json_safe",
