@@ -179,23 +179,36 @@ def grid_run(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train every (c, d) cell of ``cfg["grid"]`` with ``cfg``'s method and seed; write the run folder."""
-    from normbench.methods import build_method
-    from normbench.probes import json_safe
     from normbench.training.provenance import provenance
     from normbench.training.trainer import open_data
 
     t_start = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    opt = cfg["optimizer"]
-    if opt["name"] != "sgd":
-        raise ValueError(f"the Fig. 2 study trains with SGD (Sec. 4), not {opt['name']!r}")
+    if cfg["optimizer"]["name"] != "sgd":
+        raise ValueError(f"the Fig. 2 study trains with SGD (Sec. 4), not {cfg['optimizer']['name']!r}")
     device, data, batches = open_data(cfg, data_path)
-    probe = batches.probe_batch(cfg["probes"]["batch"])
     write_json_atomic(out / "config.json", cfg)
     metrics = out / "metrics.jsonl"
     metrics.unlink(missing_ok=True)  # a rerun starts the log afresh
+    cells = _train_grid(cfg, batches, data.num_classes, log)
+    _write_grid_records(metrics, cfg, cells, time.time() - t_start)
+    prov = provenance(device, cfg["seed"])
+    prov.update(
+        status="completed",
+        train_seconds=sum(r["seconds"] for r in cells),
+        wall_seconds=time.time() - t_start,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t_start)),
+    )
+    write_json_atomic(out / "provenance.json", prov)
+    return {"status": "completed", "epoch": cfg["epochs"], "cells": len(cells)}
 
+
+def _train_grid(cfg: dict[str, Any], batches, num_classes: int, log: Callable[[str], None]) -> list[dict]:
+    """One :func:`train_cell` per (c, d), each with the same data order; the cell records, in grid order."""
+    from normbench.methods import build_method
+
+    probe = batches.probe_batch(cfg["probes"]["batch"])
     cells = []
     for c in cfg["grid"]["c"]:
         for d in cfg["grid"]["d"]:
@@ -208,29 +221,27 @@ def grid_run(
                 probe,
                 build_method(cfg["method"], cfg["method_options"]),
                 epochs=cfg["epochs"],
-                optimizer=opt,
+                optimizer=cfg["optimizer"],
                 seed=cfg["seed"],
-                num_classes=data.num_classes,
+                num_classes=num_classes,
                 test_batches=batches.test_batches,
             )
-            rec = {
-                "index": len(cells),
-                "name": f"c{c}_d{d}",
-                "transition": c != d,
-                **rec,
-                "seconds": time.time() - t0,
-            }
-            cells.append(rec)
-            log(
-                f"[{cfg['experiment']}/{cfg['method']}/seed{cfg['seed']}] c={c} d={d}: ratio {rec['ratio']:.4g}"
-            )
+            index = len(cells)
+            cells.append({"index": index, "name": f"c{c}_d{d}", "transition": c != d, **rec,
+                          "seconds": time.time() - t0})  # fmt: skip
+            tag = f"{cfg['experiment']}/{cfg['method']}/seed{cfg['seed']}"
+            log(f"[{tag}] cell {index + 1}/{len(cfg['grid']['c']) * len(cfg['grid']['d'])} c={c} d={d}: "
+                f"ratio {rec['ratio']:.4g}")  # fmt: skip
+    return cells
 
-    def grid_mean(key: str) -> float:
-        return sum(r[key] for r in cells) / len(cells)
+
+def _write_grid_records(metrics: Path, cfg: dict[str, Any], cells: list[dict], seconds: float) -> None:
+    """The study's log: one epoch record of the grid means, one probe record listing every cell."""
+    from normbench.runs.records import json_safe
 
     keys = ("train_loss", "train_error", "test_loss", "test_error")
-    epoch = {"kind": "epoch", "epoch": cfg["epochs"], "cells": len(cells), **{k: grid_mean(k) for k in keys}}
-    epoch["seconds"] = time.time() - t_start
+    means = {k: sum(r[k] for r in cells) / len(cells) for k in keys}
+    epoch = {"kind": "epoch", "epoch": cfg["epochs"], "cells": len(cells), **means, "seconds": seconds}
     append_record(metrics, json_safe(epoch))
     probe_rec = {
         "kind": "probe",
@@ -239,15 +250,6 @@ def grid_run(
         "seconds": {"grad_norm_ratio": sum(r["seconds"] for r in cells)},
     }
     append_record(metrics, json_safe(probe_rec))
-    prov = provenance(device, cfg["seed"])
-    prov.update(
-        status="completed",
-        train_seconds=sum(r["seconds"] for r in cells),
-        wall_seconds=time.time() - t_start,
-        started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t_start)),
-    )
-    write_json_atomic(out / "provenance.json", prov)
-    return {"status": "completed", "epoch": cfg["epochs"], "cells": len(cells)}
 
 
 def default_out(config: dict, spec: RunSpec) -> Path:
