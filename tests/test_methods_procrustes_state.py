@@ -315,3 +315,34 @@ def test_records_hold_finite_min_max_per_layer_and_epoch():
 def test_projection_option_errors():
     with pytest.raises(ValueError, match="projection must be one of"):
         ProcrustesProjection(projection="exact")
+
+
+def test_a_trained_run_records_the_state_per_layer_and_epoch(tiny_config, monkeypatch, tmp_path):
+    """End to end through the trainer: the checkpoint's procrustes records carry one state per epoch."""
+    import normbench.training.trainer as train_mod
+    from normbench.config import run_config, run_specs, validate_config
+
+    class Digits(nn.Module):
+        def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+            super().__init__()
+            self.stem = ProjectedConv2d(in_channels, 8, 3, padding=1, bias=False)
+            self.trans = ProjectedConv2d(8, 16, 1, stride=2, bias=False)
+            self.fc = nn.Linear(16, num_classes)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.trans(self.stem(x))).mean((2, 3)))
+
+    monkeypatch.setattr(train_mod, "build_model", lambda name, num_classes, in_channels: Digits(num_classes))
+    exp = tiny_config["experiments"]["gap"]
+    exp.update(models=["preact_resnet20"], seeds=[0], epochs=2, batch_size=256, methods=["procrustes"])
+    exp["method_options"] = {"procrustes": {"projection": "alternate", "alternate_iterations": 50}}
+    config = validate_config(tiny_config)
+    cfg = run_config(config, next(iter(run_specs(config))))
+    train_mod.train_run(cfg, tmp_path / "run", log=lambda m: None)
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    recs = {r["param"]: r for r in ckpt["constraints"]}
+    assert [e["epoch"] for e in recs["stem.weight"]["epochs"]] == [1, 2]
+    assert recs["stem.weight"]["projection"] == "alternate"
+    assert recs["trans.weight"]["relu_after"] and recs["stem.weight"]["alternate_passes"] <= 50
+    for e in recs["stem.weight"]["epochs"]:
+        assert math.isfinite(e["zero_padded_min"]) and math.isfinite(e["alternate_residual"])
