@@ -165,9 +165,39 @@ def capture_gradients(
     x, y = unpack_batch(model, batch)
     if y is None:
         raise ValueError("gradient probes need a batch (x, y)")
+    with probe_context(model):
+        loss, captured = _forward_capturing(model, x, y, modules, loss_fn)
+        wanted, slot = _wanted(captured, inputs, outputs)
+        grads = torch.autograd.grad(loss, wanted, allow_unused=True) if wanted else ()
+
+        def grad_of(t: torch.Tensor) -> torch.Tensor:
+            g = grads[slot[id(t)]]
+            return torch.zeros_like(t).detach() if g is None else g.detach()
+
+        return [
+            {
+                "name": r["name"],
+                "module": r["module"],
+                "in_shape": list(r["in"].shape),
+                "out_shape": list(r["out"].shape),
+                "grad_in": grad_of(r["in"]) if inputs else None,
+                "grad_out": grad_of(r["out"]) if outputs else None,
+            }
+            for r in captured
+        ]
+
+
+def _forward_capturing(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    modules: Sequence[tuple[str, nn.Module]],
+    loss_fn: LossFn,
+) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """The loss of one forward pass from an input that requires grad, and each module's input and output
+    (with their version counters) in forward execution order; a module that runs twice raises."""
     records: dict[int, dict[str, Any]] = {}
     order: list[int] = []
-    handles = []
 
     def make_hook(name: str, mod: nn.Module) -> Callable[..., None]:
         def hook(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
@@ -175,70 +205,50 @@ def capture_gradients(
                 raise RuntimeError(f"module {name!r} ran twice in one forward pass; probe it separately")
             if len(args) != 1 or not isinstance(args[0], torch.Tensor) or not isinstance(out, torch.Tensor):
                 raise TypeError(f"module {name!r} must map one tensor to one tensor")
-            records[id(m)] = {
-                "name": name,
-                "module": mod,
-                "in": args[0],
-                "out": out,
-                "in_version": args[0]._version,
-                "out_version": out._version,
-            }
+            records[id(m)] = {"name": name, "module": mod, "in": args[0], "out": out,
+                              "in_version": args[0]._version, "out_version": out._version}  # fmt: skip
             order.append(id(m))
 
         return hook
 
-    with probe_context(model):
-        try:
-            for name, mod in modules:
-                handles.append(mod.register_forward_hook(make_hook(name, mod)))
-            xg = x.detach().clone().requires_grad_(True)
-            loss = loss_fn(model(xg), y)
-        finally:
-            for h in handles:
-                h.remove()
-        wanted: list[torch.Tensor] = []
-        slot: dict[int, int] = {}
+    handles = []
+    try:
+        for name, mod in modules:
+            handles.append(mod.register_forward_hook(make_hook(name, mod)))
+        xg = x.detach().clone().requires_grad_(True)
+        loss = loss_fn(model(xg), y)
+    finally:
+        for h in handles:
+            h.remove()
+    return loss, [records[key] for key in order]
 
-        def want(t: torch.Tensor) -> None:
-            if id(t) not in slot:
-                if not t.requires_grad:
-                    raise RuntimeError(
-                        "a captured activation does not require grad (detached inside the model?)"
-                    )
-                slot[id(t)] = len(wanted)
-                wanted.append(t)
 
-        for key in order:
-            r = records[key]
-            if r["in"]._version != r["in_version"] or r["out"]._version != r["out_version"]:
-                raise RuntimeError(
-                    f"the input or output of {r['name']!r} was modified in place after the module ran "
-                    "(e.g. ReLU(inplace=True)); gradient probes need out-of-place operations there"
-                )
-            if inputs:
-                want(r["in"])
-            if outputs:
-                want(r["out"])
-        grads = torch.autograd.grad(loss, wanted, allow_unused=True) if wanted else ()
-        result = []
-        for key in order:
-            r = records[key]
+def _wanted(
+    captured: list[dict[str, Any]], inputs: bool, outputs: bool
+) -> tuple[list[torch.Tensor], dict[int, int]]:
+    """The distinct tensors to differentiate (each once) and each one's slot; refuses a captured tensor
+    modified in place after its module ran, or one that does not require grad."""
+    wanted: list[torch.Tensor] = []
+    slot: dict[int, int] = {}
 
-            def grad_of(t: torch.Tensor) -> torch.Tensor:
-                g = grads[slot[id(t)]]
-                return torch.zeros_like(t).detach() if g is None else g.detach()
+    def want(t: torch.Tensor) -> None:
+        if id(t) not in slot:
+            if not t.requires_grad:
+                raise RuntimeError("a captured activation does not require grad (detached inside the model?)")
+            slot[id(t)] = len(wanted)
+            wanted.append(t)
 
-            result.append(
-                {
-                    "name": r["name"],
-                    "module": r["module"],
-                    "in_shape": list(r["in"].shape),
-                    "out_shape": list(r["out"].shape),
-                    "grad_in": grad_of(r["in"]) if inputs else None,
-                    "grad_out": grad_of(r["out"]) if outputs else None,
-                }
+    for r in captured:
+        if r["in"]._version != r["in_version"] or r["out"]._version != r["out_version"]:
+            raise RuntimeError(
+                f"the input or output of {r['name']!r} was modified in place after the module ran "
+                "(e.g. ReLU(inplace=True)); gradient probes need out-of-place operations there"
             )
-    return result
+        if inputs:
+            want(r["in"])
+        if outputs:
+            want(r["out"])
+    return wanted, slot
 
 
 def capture_activations(
