@@ -208,7 +208,7 @@ def cmd_paper_tables(args: argparse.Namespace) -> int:
 
 
 def _throughputs(args: argparse.Namespace):
-    """The measured throughputs ``estimate`` scales from: --bench, --throughput, else NOTES.md's reference."""
+    """The measured throughputs ``estimate`` scales from: --bench, --throughput, else the H100 reference."""
     from normbench.studies.estimate import DEFAULT_REFERENCE, Throughputs, read_bench
 
     measured, sources = {}, []
@@ -707,8 +707,7 @@ COMMANDS: tuple[Command, ...] = (
         "paper table, as training images x epochs x runs / images per second. A model's images/s is "
         "measured (--bench, --throughput) or scaled from a measured reference model by forward FLOPs "
         "(rough: small networks are launch-bound). Without measurements, the reference is pre-act "
-        "ResNet-164 at 2253 images/s (one H100, eager fp32, NOTES.md section 6, measured outside this "
-        "suite). See normbench/studies/estimate.py.",
+        "ResNet-164 at 2253 images/s (one H100, eager fp32/TF32, measured outside this suite). See normbench/studies/estimate.py.",
     ),
     Command(
         "report",

@@ -1,4 +1,4 @@
-"""Probes of the five papers: cheap measurements of a model (and one batch) that the figures plot.
+"""Probes of the four papers: cheap measurements of a model (and one batch) that the figures plot.
 
 One module per family: :mod:`.gradients` (gradient-norm ratios, backward-error second moments, the Fig. 2
 experiment of Zaeemzadeh et al.), :mod:`.spectra` (weight singular values), :mod:`.conditioning` (HOSVD

@@ -10,12 +10,12 @@ throughput of a model comes, in this order of preference, from
    flops(ref) / flops(model)``, with FLOPs counted by :class:`torch.utils.flop_counter.FlopCounterMode` on the
    meta device at the data set's input size (32 px for CIFAR, 28 for MNIST, the crop size for ImageNet).
 
-FLOP scaling is rough: these networks are launch-bound at CIFAR size (NOTES section 6), so a deep thin network
+FLOP scaling is rough: these networks are launch-bound at CIFAR size, so a deep thin network
 runs slower than its FLOPs say (pre-act ResNet-1001 has 6.0x the FLOPs of ResNet-164 and ran 7.5x slower per
 image on an H100, eager bf16: 251 against 1891 images/s). The estimate says which source each number has. Method overheads (the projection,
 SVB) are not included. The default reference is the one measurement available to this project:
-pre-act ResNet-164, batch 128, eager fp32/TF32 on one H100, 2253 images/s (``NOTES.md`` section 6, measured
-outside this suite with torch 2.11).
+pre-act ResNet-164, batch 128, eager fp32/TF32 on one H100, 2253 images/s, measured outside this suite with torch
+2.11 (the project's design notes; no GPU run of ``normbench bench`` exists yet to replace it).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_REFERENCE = ("preact_resnet164", 2253.0, "NOTES.md section 6: H100, eager fp32/TF32, batch 128")
+DEFAULT_REFERENCE = ("preact_resnet164", 2253.0, "an H100 measurement outside this suite (eager fp32/TF32, batch 128, torch 2.11)")
 TRAIN_IMAGES = {"digits": 1437, "mnist": 60000, "cifar10": 50000, "cifar100": 50000, "imagenet": 1281167}
 SCALABLE_SIZE = 64  # a 32-px, launch-bound reference says nothing of a compute-bound 224-px network
 INPUT = {"digits": (1, 16), "mnist": (1, 28), "cifar10": (3, 32), "cifar100": (3, 32), "imagenet": (3, 224)}
