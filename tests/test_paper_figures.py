@@ -342,3 +342,55 @@ def test_xie_fig3_two_panels_over_iterations(tmp_path, models):
         ]  # the initialisation record (iteration 0) omitted
     for line in finite_lines(bottom):
         assert max(line["x"]) == 2000.0
+
+
+# ----------------------------------------------------------------------------- the workflow plans them
+
+SUITE_FIGURES = {
+    "oyedotun2020/fig11": "--probe weight_condition",
+    "oyedotun2020/fig12": "--probe weight_condition",
+    "oyedotun2020/fig13": "--probe hidden_condition",
+    "jia2017/fig1": "--probe sv_histograms",
+    "zaeemzadeh2020/fig5": "--figure param_efficiency",
+    "xie2017/fig3": "--probe backward_moments",
+    "xie2017/fig4": "--probe backward_profile",
+    "xie2017/fig6": "--figure conv1_filters",
+}
+
+
+def test_paper_config_plans_the_paper_figures(repo):
+    """config/paper.yaml draws every paper figure above once its runs exist (figures/<paper>/<fig>.png), each
+    titled by its key; Xie Fig. 6 reads the runs' checkpoints. A `paper_figures` entry of the config takes the
+    place of the suite's."""
+    import subprocess
+
+    from normbench.config import load_config
+
+    config = load_config(repo / "config" / "paper.yaml")
+    result = subprocess.run(
+        [
+            "snakemake",
+            "-n",
+            "-p",
+            "--cores",
+            "1",
+            "--configfile",
+            "config/paper.yaml",
+            "--until",
+            "paper_figure",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    commands = [line for line in out.splitlines() if "normbench figures" in line]
+    for key, draw in SUITE_FIGURES.items():
+        assert f"figures/{key}.png" in out, key
+        if key not in config["paper_figures"]:
+            (cmd,) = [c for c in commands if f"--out-stem results/paper/figures/{key} " in c]
+            assert f"{draw} --title {key} " in cmd and "checkpoint.pt" not in cmd, cmd
+    fig6 = out[: out.index("output: results/paper/figures/xie2017/fig6.png")].rsplit("input:", 1)[1]
+    assert "imagenet_resnet34_xie/none/seed0/checkpoint.pt" in fig6
