@@ -48,3 +48,7 @@ rule all:
         f"{RES}/report.html",
         metrics_files(),
     default_target: True
+
+
+onerror:
+    print_failed_logs(log)

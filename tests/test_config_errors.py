@@ -108,3 +108,16 @@ def test_missing_config_file(work):
     assert rc != 0
     _short(out)
     assert "missing.yaml" in out, out
+
+
+def test_a_failed_jobs_reason_reaches_the_console(tmp_path):
+    """Snakemake only names a failed job's log; the Snakefile's onerror handler prints its last lines, so the
+    reason (here: the data job's own error line) is on the console without opening the file."""
+    copy_workflow(tmp_path)
+    rule = tmp_path / "workflow" / "rules" / "data.smk"
+    rule.write_text(rule.read_text().replace("--dataset {params.dataset}", "--dataset no{params.dataset}"))
+    config = _config()
+    config["results"] = str(tmp_path / "results")
+    rc, out = _run(tmp_path, "failing.yaml", yaml.safe_dump(config))
+    assert rc != 0
+    assert "--- last 1 lines of" in out and "unknown data set 'nodigits'" in out, out[-3000:]

@@ -188,3 +188,31 @@ def train_runtime(wildcards, attempt) -> int:
     res = train_resources(wildcards.experiment)
     epochs = CONFIG["experiments"][wildcards.experiment]["epochs"]
     return math.ceil((res["setup_minutes"] + epochs * res["minutes_per_epoch"]) * attempt)
+
+
+# A failed job's reason on the console: Snakemake names the job's log file; print its last lines too.
+FAILED_LOG_LINES = 15
+
+
+def failed_job_logs(main_logs) -> list[str]:
+    """The log files of the jobs that failed, read from Snakemake's own log(s) of this invocation."""
+    found = []
+    for main_log in [main_logs] if isinstance(main_logs, str) else list(main_logs):
+        try:
+            text = open(main_log, encoding="utf-8", errors="replace").read()
+        except OSError:
+            continue
+        found += re.findall(r"^\s*log: (.+?) \(check log file\(s\) for error details\)", text, re.M)
+    return list(dict.fromkeys(found))
+
+
+def print_failed_logs(main_logs) -> None:
+    """After a failed invocation (``onerror``): the last lines of each failed job's log, on stderr."""
+    for path in failed_job_logs(main_logs):
+        for one in path.split(", "):
+            try:
+                lines = open(one, encoding="utf-8", errors="replace").read().splitlines()
+            except OSError:
+                continue
+            print(f"--- last {min(len(lines), FAILED_LOG_LINES)} lines of {one} ---", file=sys.stderr)
+            print("\n".join(lines[-FAILED_LOG_LINES:]), file=sys.stderr)
