@@ -143,6 +143,14 @@ def test_oyedotun_fig12_and_single_dataset(tmp_path):
     for panel in data["panels"]:
         assert_filled(panel, list(OYEDOTUN))
     one = [r for r in runs if r.config["experiment"] == "oy_cifar100"]
+    # the paper figure's panels fixed by its layout: ImageNet without runs says so rather than vanishing
+    fixed = {"datasets": ["cifar100", "imagenet"]}
+    data = saved(
+        probe_figures.PROBE_FIGURES["weight_condition"](one, tmp_path / "f", "oyedotun2020/fig12", fixed)
+    )
+    left, right = data["panels"]
+    assert_filled(left, list(OYEDOTUN))
+    assert right["title"] == "ImageNet" and right["notes"] == ["no records"] and not right["lines"]
     data = saved(probe_figures.PROBE_FIGURES["weight_condition"](one, tmp_path / "one", "oy_cifar100"))
     assert len(data["panels"]) == 1
     assert_filled(data["panels"][0], list(OYEDOTUN))
@@ -251,6 +259,10 @@ def test_xie_fig6_first_conv_filters(tmp_path):
     for panel in (left, right):
         (image,) = panel["images"]
         assert image["shape"][2] == 3 and all(v is not None and 0.0 <= v <= 1.0 for v in image["values"])
+    # the paper draws ResNet-34 alone: layout depth keeps that depth's models
+    assert (
+        len(saved(figures.FIGURES["conv1_filters"](runs, tmp_path / "d", "x6", {"depth": 20}))["panels"]) == 2
+    )
     (tmp_path / "x6" / "convnet20" / "none" / "seed0" / "checkpoint.pt").unlink()
     data = saved(figures.FIGURES["conv1_filters"](load_runs([tmp_path]), tmp_path / "fig6b", "x6"))
     assert data["panels"][0]["notes"] == ["no checkpoint"] and data["panels"][1]["images"]
@@ -391,6 +403,7 @@ def test_paper_config_plans_the_paper_figures(repo):
         assert f"figures/{key}.png" in out, key
         if key not in config["paper_figures"]:
             (cmd,) = [c for c in commands if f"--out-stem results/paper/figures/{key} " in c]
-            assert f"{draw} --title {key} " in cmd and "checkpoint.pt" not in cmd, cmd
+            assert f"{draw} " in cmd and f"--title {key} " in cmd and "checkpoint.pt" not in cmd, cmd
     fig6 = out[: out.index("output: results/paper/figures/xie2017/fig6.png")].rsplit("input:", 1)[1]
     assert "imagenet_resnet34_xie/none/seed0/checkpoint.pt" in fig6
+    assert """--layout '{"depth": 34}'""" in next(c for c in commands if "figures/xie2017/fig6 " in c)

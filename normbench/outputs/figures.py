@@ -683,6 +683,8 @@ def plot_conv1_filters(
     """Xie Fig. 6: the converged weights of the first convolution, one panel per method (left: L2, the
     method ``none``; right: orthonormality), one row per model (the paper draws ResNet-34), from the first seed's
     ``checkpoint.pt`` (the run folder's final weights: this figure alone needs more than the metrics log)."""
+    if (layout or {}).get("depth") is not None:  # the paper draws one network (Xie: ResNet-34)
+        runs = [r for r in runs if model_depth(r.config) == int(layout["depth"])]
     cells: dict[tuple[str, str], np.ndarray] = {}
     for run in sorted(runs, key=lambda r: r.config["seed"]):
         key = (run.config["model"], run.config["method"])

@@ -277,12 +277,13 @@ def dataset_panels(runs: list[Run]) -> list[str]:
     return [k for k in DATASET_ORDER if k in keys] + sorted(keys - set(DATASET_ORDER))
 
 
-def _per_layer(runs, name, key, ylabel, out_stem, title, caption, log=True) -> list[Path]:
+def _per_layer(runs, name, key, ylabel, out_stem, title, caption, log=True, layout=None) -> list[Path]:
     """Oyedotun Figs. 11-13: a condition number per layer (forward order) at the last probe, one line per
     variant (mean over seeds, ± 1 std band clipped at 1), infinite values as crosses on the panel's top edge;
     one panel per data set, side by side in the paper's order (Fig. 11: MNIST | CIFAR-10; Fig. 12:
     CIFAR-100 | ImageNet; Fig. 13: CIFAR-10 | CIFAR-100), so a paper figure drawn from the runs of both its
-    experiments has the printed layout."""
+    experiments has the printed layout. ``layout["datasets"]`` fixes the panels (a paper figure's two data
+    sets: one without runs is drawn as "no records" rather than left out)."""
     rows = [
         {
             "dataset": dataset_key(r),
@@ -295,15 +296,15 @@ def _per_layer(runs, name, key, ylabel, out_stem, title, caption, log=True) -> l
         for i, layer in enumerate(res)
     ]
     df = pd.DataFrame(rows, columns=["dataset", "variant", "seed", "layer", "value"])
-    panels = dataset_panels(runs) or [""]
+    panels = list((layout or {}).get("datasets") or dataset_panels(runs) or [""])
     fig, axes = plt.subplots(
         1, len(panels), figsize=(6.0 * len(panels) + 0.5, 3.8), squeeze=False, sharey=True
     )
     for ax, ds in zip(axes[0], panels):
         sub = df[df["dataset"] == ds]
         drawn = False
-        finite = sub[sub["value"].map(math.isfinite)]
-        for var, g in finite.groupby("variant", sort=False):
+        finite = sub[sub["value"].map(math.isfinite).astype(bool)]
+        for var, g in finite.groupby("variant", sort=False) if not finite.empty else []:
             # a condition number is at least 1: the ± 1 std band is clipped there
             line = mean_band(
                 ax, g, "layer", "value", bounds=(1.0, None), log=log, marker="o", markersize=3, label=var
@@ -693,6 +694,7 @@ PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str, dict | None], list[Path
         out,
         title,
         "weight condition numbers",
+        layout=layout,
     ),
     "hidden_condition": lambda runs, out, title, layout=None: _per_layer(
         runs,
@@ -702,6 +704,7 @@ PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str, dict | None], list[Path
         out,
         title,
         "hidden-representation condition numbers",
+        layout=layout,
     ),
     "activation_dist": lambda runs, out, title, layout=None: plot_distribution(
         runs, out, title, "activation_dist"

@@ -6,9 +6,9 @@
 # key -> what `normbench figures` draws. A `paper_figures` entry of the same key takes its place.
 SUITE_PAPER_FIGURES = {
     # Oyedotun Fig. 11 left MNIST, right CIFAR-10; Fig. 12 left CIFAR-100, right ImageNet; Fig. 13 CIFAR-10 | CIFAR-100
-    "oyedotun2020/fig11": dict(draw="--probe weight_condition", keys=["oyedotun2020/fig11", "oyedotun2020/fig12"], datasets=["mnist", "cifar10"], probe="weight_condition"),
-    "oyedotun2020/fig12": dict(draw="--probe weight_condition", keys=["oyedotun2020/fig11", "oyedotun2020/fig12"], datasets=["cifar100", "imagenet"], probe="weight_condition"),
-    "oyedotun2020/fig13": dict(draw="--probe hidden_condition", keys=["oyedotun2020/fig13"], datasets=["cifar10", "cifar100"], probe="hidden_condition"),
+    "oyedotun2020/fig11": dict(draw="--probe weight_condition", keys=["oyedotun2020/fig11", "oyedotun2020/fig12"], datasets=["mnist", "cifar10"], probe="weight_condition", layout={"datasets": ["mnist", "cifar10"]}),
+    "oyedotun2020/fig12": dict(draw="--probe weight_condition", keys=["oyedotun2020/fig11", "oyedotun2020/fig12"], datasets=["cifar100", "imagenet"], probe="weight_condition", layout={"datasets": ["cifar100", "imagenet"]}),
+    "oyedotun2020/fig13": dict(draw="--probe hidden_condition", keys=["oyedotun2020/fig13"], datasets=["cifar10", "cifar100"], probe="hidden_condition", layout={"datasets": ["cifar10", "cifar100"]}),
     # Jia Fig. 1: lower, middle and higher layers, SGD vs SVB
     "jia2017/fig1": dict(draw="--probe sv_histograms", keys=["jia2017/fig1"], probe="sv_histograms"),
     # Zaeemzadeh Fig. 5: error against parameters, ResNet vs ProcResNet (Table 2's CIFAR-10 runs)
@@ -17,7 +17,7 @@ SUITE_PAPER_FIGURES = {
     "xie2017/fig3": dict(draw="--probe backward_moments", keys=["xie2017/fig3"], probe="backward_moments"),
     "xie2017/fig4": dict(draw="--probe backward_profile", keys=["xie2017/fig4"], probe="backward_moments"),
     # Xie Fig. 6: conv1 filters of ResNet-34 on ImageNet (the Fig. 5 right runs), from their checkpoints
-    "xie2017/fig6": dict(draw="--figure conv1_filters", keys=["xie2017/fig6", "xie2017/fig5"], datasets=["imagenet"], checkpoints=True),
+    "xie2017/fig6": dict(draw="--figure conv1_filters", keys=["xie2017/fig6", "xie2017/fig5"], datasets=["imagenet"], checkpoints=True, layout={"depth": 34}),
 }
 
 
@@ -62,7 +62,11 @@ def paper_figure_checkpoints(wildcards) -> list[str]:
 
 def any_paper_figure_args(wildcards) -> str:
     key = f"{wildcards.paper}/{wildcards.figure}"
-    return paper_figure_args(wildcards) if key in PAPER_FIGURES else SUITE_PAPER_FIGURES[key]["draw"]
+    if key in PAPER_FIGURES:
+        return paper_figure_args(wildcards)
+    fig = SUITE_PAPER_FIGURES[key]
+    layout = f" --layout {shlex.quote(json.dumps(fig['layout'], sort_keys=True))}" if fig.get("layout") else ""
+    return fig["draw"] + layout
 
 
 def any_paper_figure_title(wildcards) -> str:
