@@ -4,7 +4,8 @@ uninterrupted run; corrupt checkpoints are detected and the previous one is used
 file or key; a diverging run is a recorded result and its siblings still run.
 
 The kills are real SIGKILLs of a `normbench train` process. Most land at exact points of the trainer (the
-harness below wraps one of its functions and kills its own process there); two land at random times.
+harness below registers a hook in the trainer's explicit fault registry, ``trainer.FAULTS``, which kills its
+own process there); two land at random times.
 """
 
 from __future__ import annotations
@@ -36,19 +37,18 @@ REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 4
 BATCH = 256  # 1437 digits: 6 mini-batches per epoch
 
-# Runs `normbench train` in-process with one trainer function wrapped so that the process SIGKILLs itself at
-# an exact moment: argv = [moment, epoch, normbench arguments...].
+# Runs `normbench train` in-process with a hook in the trainer's fault registry (trainer.FAULTS, called at
+# the named points of trainer.FAULT_POINTS) that SIGKILLs the process at an exact moment:
+# argv = [moment, epoch, normbench arguments...]. No trainer name is patched: a hook that never fires leaves
+# the process alive, which the tests report ("the process was not killed").
 HARNESS = r"""
-import io, os, pathlib, signal, sys
+import os, pathlib, signal, sys
 
-import torch
-
-import normbench.training.batches as batches
 import normbench.training.trainer as train
 from normbench.cli.main import main
 
 moment, at, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-count = {"batches": 0, "rotations": 0}
+half = int(os.environ["BATCHES"]) // 2
 
 
 def die():
@@ -57,72 +57,35 @@ def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-if moment == "mid_epoch":  # half-way through epoch `at`
-    real_augment = batches.augment
+def resume_pt(info):
+    return pathlib.Path(info["path"]).name == "resume.pt" and info["epoch"] == at
 
-    def augment(*args, **kwargs):
-        count["batches"] += 1
-        if count["batches"] == (at - 1) * int(os.environ["BATCHES"]) + int(os.environ["BATCHES"]) // 2:
-            die()
-        return real_augment(*args, **kwargs)
 
-    batches.augment = augment
-elif moment == "after_record":  # epoch `at` is in metrics.jsonl, its checkpoint is not written yet
-    real_append = train.append_record
+def hook(point, run, **info):
+    if moment == "mid_epoch" and point == "step":  # half-way through epoch `at`
+        hit = info["epoch"] == at and info["step"] == half
+    elif moment == "after_record" and point == "record":  # epoch `at` logged, its checkpoint not written
+        hit = info["record"].get("kind") == "epoch" and info["record"].get("epoch") == at
+    elif moment == "half_written" and point == "checkpoint_tmp":  # resume.pt's temporary half written
+        hit = resume_pt(info)
+        if hit:
+            os.truncate(info["tmp"], os.path.getsize(info["tmp"]) // 2)
+    elif moment == "between_renames" and point == "checkpoint_rotated":  # resume.pt is now resume.pt.prev
+        hit = resume_pt(info)
+    elif moment == "after_checkpoint" and point == "checkpoint_saved":  # epoch `at` fully checkpointed
+        hit = resume_pt(info)
+    elif moment == "before_provenance" and point == "provenance":  # checkpoint.pt written, not provenance
+        hit = True
+    else:
+        hit = False
+    if hit:
+        die()
 
-    def append_record(path, record):
-        real_append(path, record)
-        if record.get("kind") == "epoch" and record.get("epoch") == at:
-            die()
 
-    train.append_record = append_record
-elif moment == "half_written":  # resume.pt.tmp holds the first half of epoch `at`'s checkpoint
-    real_save = torch.save
-
-    def save(obj, f, *args, **kwargs):
-        name = pathlib.Path(str(getattr(f, "name", ""))).name
-        if name.startswith("resume.pt.") and name.endswith(".tmp") and obj.get("epoch") == at:
-            buf = io.BytesIO()
-            real_save(obj, buf, *args, **kwargs)
-            f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
-            f.flush()
-            os.fsync(f.fileno())
-            die()
-        return real_save(obj, f, *args, **kwargs)
-
-    torch.save = save
-elif moment == "between_renames":  # resume.pt moved to resume.pt.prev, epoch `at`'s not renamed into place
-    real_replace = pathlib.Path.replace
-
-    def replace(self, target):
-        result = real_replace(self, target)
-        if str(target).endswith("resume.pt.prev"):
-            count["rotations"] += 1  # the first rotation happens when epoch 2 is saved
-            if count["rotations"] == at - 1:
-                die()
-        return result
-
-    pathlib.Path.replace = replace
-elif moment == "after_checkpoint":  # epoch `at` is fully checkpointed
-    real_save_atomic = train.save_atomic
-
-    def save_atomic(obj, path):
-        real_save_atomic(obj, path)
-        if pathlib.Path(path).name == "resume.pt" and obj["epoch"] == at:
-            die()
-
-    train.save_atomic = save_atomic
-elif moment == "before_provenance":  # checkpoint.pt written; provenance.json and the clean-up not yet
-    real_write = train.write_json_atomic
-
-    def write_json_atomic(path, obj):
-        if pathlib.Path(path).name == "provenance.json":
-            die()
-        real_write(path, obj)
-
-    train.write_json_atomic = write_json_atomic
-else:
+if moment not in ("mid_epoch", "after_record", "half_written", "between_renames", "after_checkpoint",
+                  "before_provenance"):
     raise SystemExit(f"unknown moment {moment}")
+train.FAULTS.append(hook)
 sys.exit(main(argv))
 """
 
@@ -277,8 +240,10 @@ def test_sigkill_then_rerun_ends_with_the_uninterrupted_metrics(killed, setup, c
     )
     assert len(read_records(run / "metrics.jsonl")) == EPOCHS
     assert _same_weights(_final_weights(run), _final_weights(ref))
-    assert json.loads((run / "provenance.json").read_text())["status"] == "completed"
-    assert not {"resume.pt", "resume.pt.prev"} & {p.name for p in run.iterdir()}
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["status"] == "completed" and len(prov["attempts"]) == (2 if resumes_after else 1)
+    # (code_changes is not checked here: other work committed to this checkout mid-test is a real change)
+    assert not {"resume.pt", "resume.pt.prev", "checkpoint.pt.prev"} & {p.name for p in run.iterdir()}
 
 
 # --- corrupt checkpoints ----------------------------------------------------------------------------------
@@ -336,6 +301,8 @@ def test_corrupt_checkpoint_is_reported_and_the_previous_one_used(
         assert f"resuming after epoch {resumes_after}" in result.stdout
     else:
         assert f"checkpoint {run / 'resume.pt.prev'} is unreadable" in result.stderr
+        (last,) = [line for line in result.stderr.splitlines() if "resume.pt.prev is unreadable" in line]
+        assert last.endswith("; starting afresh")
         assert "resuming" not in result.stdout
     ref = setup["ref"]
     assert without_timing(read_records(run / "metrics.jsonl")) == without_timing(
@@ -509,6 +476,112 @@ def test_save_atomic_never_leaves_a_partial_checkpoint(tmp_path, monkeypatch):
     assert torch.load(path.with_name("resume.pt.prev"), weights_only=False) == {"epoch": 1}
 
 
+# --- the fault hook, evaluation health, code changes between attempts ------------------------------------
+
+
+class Killed(Exception):
+    """Raised by a test's hook: the in-process stand-in for a kill."""
+
+
+def _short(setup, epochs=2) -> dict:
+    spec = copy.deepcopy(setup["spec"])
+    spec["epochs"] = epochs
+    return spec
+
+
+def test_fault_hook_fires_at_every_named_point(setup, tmp_path):
+    from normbench.training import trainer
+
+    seen: list[tuple[str, dict]] = []
+    spec = _short(setup)
+    with trainer.injected(lambda point, run, **info: seen.append((point, {"run": run, **info}))):
+        trainer.train_run(spec, tmp_path / "run", setup["data"], log=lambda m: None)
+    assert trainer.FAULTS == []
+    points = [p for p, _ in seen]
+    assert set(points) == set(trainer.FAULT_POINTS), set(trainer.FAULT_POINTS) - set(points)
+    batches, epochs = int(setup["env"]["BATCHES"]), spec["epochs"]
+    assert points.count("step") == batches * epochs
+    assert [i["step"] for p, i in seen if p == "step" and i["epoch"] == 1] == list(range(1, batches + 1))
+    assert [i["epoch"] for p, i in seen if p == "evaluated"] == [1, 2]
+    assert [i["record"]["epoch"] for p, i in seen if p == "record"] == [1, 2]
+    saved = [(Path(i["path"]).name, i["epoch"]) for p, i in seen if p == "checkpoint_saved"]
+    assert saved == [("resume.pt", 1), ("resume.pt", 2), ("checkpoint.pt", epochs)]
+    for point in ("checkpoint_write", "checkpoint_tmp"):
+        assert points.count(point) == epochs + 1
+    assert points.count("checkpoint_rotated") == epochs - 1  # resume.pt replaced from epoch 2 on
+    assert points.count("provenance") == 1
+    assert all(i["run"] == (tmp_path / "run").resolve() for _, i in seen)
+
+
+@pytest.mark.parametrize(
+    "loss, why", [(float("nan"), "non-finite test loss (nan)"), (9.4e10, "above 100 x ln(10)")]
+)
+def test_unhealthy_evaluation_is_recorded_counted_and_shown_in_the_tables(setup, tmp_path, loss, why):
+    from normbench.outputs.tables import write_tables
+    from normbench.runs.folder import load_run
+    from normbench.training import trainer
+
+    def bad_evaluation(point, run, **info):
+        if point == "evaluated" and info["epoch"] == 2:
+            info["test"]["test_loss"] = loss
+
+    run, lines = tmp_path / "run", []
+    with trainer.injected(bad_evaluation):
+        result = trainer.train_run(_short(setup, 3), run, setup["data"], log=lines.append)
+    assert result["status"] == "completed"  # a recorded event, not an error
+    records = read_records(run / "metrics.jsonl", allow_partial_last=False)
+    assert [(r["kind"], r["epoch"]) for r in records] == [
+        ("epoch", 1),
+        ("eval_health", 2),
+        ("epoch", 2),
+        ("epoch", 3),
+    ]
+    health = records[1]
+    assert why in health["reason"] and set(health) == {"kind", "epoch", "test_loss", "reason"}
+    assert any("epoch 2: UNHEALTHY EVALUATION" in line for line in lines)
+    summary = load_run(run / "metrics.jsonl").summary
+    assert summary["eval_unhealthy"] == 1 and summary["eval_unhealthy_epochs"] == [2]
+    write_tables([load_run(run / "metrics.jsonl")], tmp_path / "tables")
+    table = (tmp_path / "tables" / "gap.md").read_text()
+    header, _, row = table.strip().splitlines()[-3:]
+    cells = dict(
+        zip((c.strip() for c in header.split("|")), (c.strip() for c in row.split("|")), strict=True)
+    )
+    assert cells["eval unhealthy"] == "1" and cells["diverged"] == "0"
+    csv = (tmp_path / "tables" / "gap.csv").read_text().splitlines()
+    assert dict(zip(csv[0].split(","), csv[1].split(","), strict=True))["eval_unhealthy"] == "1"
+
+
+def test_code_change_between_attempts_is_recorded_in_provenance(setup, tmp_path):
+    from normbench.training import trainer
+    from normbench.training.provenance import code_fingerprint
+
+    def kill_after_epoch_1(point, run, **info):
+        if point == "checkpoint_saved" and Path(info["path"]).name == "resume.pt" and info["epoch"] == 1:
+            raise Killed
+
+    run, spec = tmp_path / "run", _short(setup)
+    with trainer.injected(kill_after_epoch_1), pytest.raises(Killed):
+        trainer.train_run(spec, run, setup["data"], log=lambda m: None)
+    state = torch.load(run / "resume.pt", weights_only=False)
+    old = {"sha": "0" * 40, "dirty": False, "source": "0123456789abcdef"}  # the first attempt's code
+    state["attempts"][-1]["code"] = old
+    torch.save(state, run / "resume.pt")
+    lines = []
+    trainer.train_run(spec, run, setup["data"], log=lines.append)
+    (said,) = [line for line in lines if "the code changed" in line]
+    assert said.startswith(f"{run.resolve()}: the code changed between attempts 1 and 2 (git 000000000000")
+    assert said.endswith("; recorded in provenance.json")
+    prov = json.loads((run / "provenance.json").read_text())
+    new = code_fingerprint()
+    assert prov["code_changes"] == [{"attempt": 2, "after_epoch": 1, "old": old, "new": new}]
+    assert [(a["attempt"], a["resumed_after"], a["code"]) for a in prov["attempts"]] == [
+        (1, 0, old),
+        (2, 1, new),
+    ]
+    assert prov["source_hash"] == new["source"]
+
+
 # --- Snakemake's own restart --------------------------------------------------------------------------------
 
 
@@ -659,8 +732,55 @@ def test_snakemake_retries_resume_the_killed_job_and_rerun_nothing_else(tmp_path
     assert sum(c.startswith("data ") for c in calls) == 1
     log = (res / "logs/train/gap/plain20/none/seed1.log").read_text()
     assert "resuming after epoch" in log, log
+    # each attempt keeps its output in the log, after its own header: the killed one's epochs, then the retry
+    headers = [i for i, line in enumerate(log.splitlines()) if line.startswith("=== attempt ")]
+    assert [log.splitlines()[i].split()[2] for i in headers] == ["1", "2"], log
+    first = "\n".join(log.splitlines()[headers[0] : headers[1]])
+    assert "epoch 1/6" in first and "resuming" not in first, log
+    assert re.fullmatch(
+        r"=== attempt 2 \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\) ===", log.splitlines()[headers[1]]
+    )
     run = res / "runs/gap/plain20/none/seed1"
     assert without_timing(read_records(run / "metrics.jsonl")) == without_timing(_reference_of(run, tmp_path))
+
+
+def test_training_jobs_append_to_their_log_after_an_attempt_header(tmp_path):
+    """Both training rules (one run; a pack of seeds), rendered by Snakemake and run twice as attempts 1 (which
+    fails) and 2 under ``set -euo pipefail``, with the log deleted before each as Snakemake does: the log holds
+    both attempts, each after its header, and the kept per-attempt copy is gone once the job succeeds."""
+    experiments = _restart_experiment(seeds=(0,), epochs=1)
+    experiments["packed"] = {**copy.deepcopy(experiments["gap"]), "seeds": [0, 1], "pack": 2}
+    res = _workflow(tmp_path, experiments)
+    targets = [
+        str(res.relative_to(tmp_path) / f"runs/{e}/plain20/none/seed0/metrics.jsonl") for e in experiments
+    ]
+    plan = _smk(tmp_path, "-n", "--printshellcmds", "--cores", "1", *targets)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    trains = [
+        line.strip().removeprefix("Shell command: ")
+        for line in plan.stdout.splitlines()
+        if "normbench train" in line
+    ]
+    logs = [re.search(r"\| tee -a (\S+) ", line).group(1) for line in trains]
+    assert sorted(Path(log).name for log in logs) == ["seed0.log", "seeds0_1.log"], trains
+    for line, log in zip(trains, logs, strict=True):
+        assert line.startswith("a=1; ") and f"tee -a {log} {log}.attempt-$a; rm -f {log}.attempt-*" in line
+        log = tmp_path / log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        for attempt, command in ((1, "sh -c 'echo first; exit 1'"), (2, "echo second")):
+            log.unlink(missing_ok=True)  # Snakemake deletes a job's log before each attempt
+            shell = line.replace("a=1; ", f"a={attempt}; ", 1)
+            shell = re.sub(r"workflow/scripts/gpu-slot\.sh .*? 2>&1 \|", f"{command} 2>&1 |", shell)
+            done = subprocess.run(["bash", "-c", f"set -euo pipefail; {shell}"], cwd=tmp_path)
+            assert done.returncode == (1 if attempt == 1 else 0)
+        lines = log.read_text().splitlines()
+        assert [re.sub(r"\(.*\)", "(T)", x) for x in lines] == [
+            "=== attempt 1 (T) ===",
+            "first",
+            "=== attempt 2 (T) ===",
+            "second",
+        ], lines
+        assert not list(log.parent.glob(log.name + ".attempt-*"))
 
 
 # --- bad input: stops early, names the file or key, overwrites nothing -----------------------------------------

@@ -86,3 +86,22 @@ def test_probes_are_recorded_at_init_and_every_k_epochs(one_run, tmp_path):
     ratios = probes[0]["probes"]["grad_norm_ratio"]
     assert len(ratios) == 6 and all(r["ratio"] > 0 for r in ratios)  # 3 stages x 2 blocks of ResNet-20
     assert [r["kind"] for r in records] == ["probe", "epoch", "epoch", "probe"]
+
+
+def test_checkpoint_is_the_evaluated_model(one_run, tmp_path):
+    """``finalize`` runs before the last evaluation: the saved weights give the last logged test numbers."""
+    from normbench.training.trainer import _build, evaluate, open_data
+
+    one_run["method"] = "svb"
+    one_run["method_options"] = {"svb": {"eps": 0.05, "every_epochs": 3}}  # never in 2 epochs: finalize only
+    out = tmp_path / "run"
+    train_run(one_run, out, log=lambda m: None)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ckpt["constraints"] and all(c["max_sv"] <= 1.05 + 1e-4 for c in ckpt["constraints"])
+    _, data, batches = open_data(one_run)
+    model, *_ = _build(one_run, data, torch.device("cpu"))
+    model.load_state_dict(ckpt["model"])
+    again = evaluate(model, batches.test_batches())
+    last = [r for r in read_records(out / "metrics.jsonl") if r["kind"] == "epoch"][-1]
+    assert again["test_error"] == last["test_error"]
+    assert again["test_loss"] == pytest.approx(last["test_loss"], abs=1e-6)

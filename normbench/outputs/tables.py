@@ -1,7 +1,9 @@
 """Tables built from run logs alone: per experiment, one row per (model, method), mean +- std over seeds.
 
 Each table is written as Markdown (GitHub style), CSV (one column per statistic, machine-readable) and LaTeX.
-A diverged run counts in ``diverged`` and is left out of the error statistics (it has no final error).
+A diverged run counts in ``diverged`` and is left out of the error statistics (it has no final error). A run
+with an unhealthy evaluation (an ``eval_health`` record: a non-finite or absurd test loss) counts in
+``eval unhealthy``; its numbers stay in the statistics, as logged.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ LABELS = {
 
 
 def aggregate(runs: list[Run]) -> pd.DataFrame:
-    """One row per (experiment, model, method): runs, diverged runs, and mean/std/n of every metric."""
+    """One row per (experiment, model, method): runs, diverged runs, runs with an unhealthy evaluation
+    (``eval_unhealthy``), and mean/std/n of every metric."""
     groups: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
     for run in runs:
         groups[run.key].append(run)
@@ -42,6 +45,7 @@ def aggregate(runs: list[Run]) -> pd.DataFrame:
             "dataset": group[0].config["dataset"],
             "runs": len(group),
             "diverged": sum(r.summary["diverged"] for r in group),
+            "eval_unhealthy": sum(r.summary["eval_unhealthy"] > 0 for r in group),
             "epochs": max(r.summary["epochs"] for r in group),
         }
         for metric in METRICS:
@@ -52,8 +56,10 @@ def aggregate(runs: list[Run]) -> pd.DataFrame:
 
 
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable columns: model, method, runs, diverged, then 'mean ± std' per metric."""
+    """Human-readable columns: model, method, runs, diverged, eval unhealthy (0 for a table written before
+    the column existed), then 'mean ± std' per metric."""
     out = df[["model", "method", "dataset", "epochs", "runs", "diverged"]].copy()
+    out["eval unhealthy"] = df.get("eval_unhealthy", 0)
     if "arch" in df and (df["arch"] != df["model"]).any():  # proxy runs: say what was built
         out["model"] = [m if a == m else f"{m} (as {a})" for m, a in zip(df["model"], df["arch"])]
     for metric, label in LABELS.items():

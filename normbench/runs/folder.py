@@ -6,7 +6,9 @@ A run folder (``<results>/<name>/runs/<experiment>/<model>/<method>/seed<k>/``) 
 
 - ``{"kind": "epoch", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "seconds"}``
   per epoch; errors are percentages (0-100), losses are mean cross-entropy (nats);
-- ``{"kind": "diverged", "epoch", "iteration", "reason"}`` once if training stopped on a non-finite loss.
+- ``{"kind": "diverged", "epoch", "iteration", "reason"}`` once if training stopped on a non-finite loss;
+- ``{"kind": "eval_health", "epoch", "test_loss", "reason"}`` before an epoch record whose evaluation was
+  unhealthy (a non-finite test loss, or one above 100 x ln(num_classes): ``trainer.eval_health``).
 
 Tables, figures and comparisons are built from these files alone.
 """
@@ -93,15 +95,20 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     - ``gap_fluctuation`` = gap_max - gap_mean; ``test_accuracy``/``train_accuracy`` = 100 - final error;
     - ``epoch_train_seconds``: mean training time per epoch (steps x seconds per step, no evaluation);
     - ``final_test_top5_error``: top-5 test error at the last epoch (%; ImageNet tables);
-    - ``final_test_loss``, ``epochs`` (epochs completed), ``diverged`` (bool) and ``diverged_epoch``.
+    - ``final_test_loss``, ``epochs`` (epochs completed), ``diverged`` (bool) and ``diverged_epoch``;
+    - ``eval_unhealthy``: the number of unhealthy evaluations (``eval_health`` records) and
+      ``eval_unhealthy_epochs`` their epochs.
     A diverged run's error quantities are NaN: it has no meaningful final error.
     """
     epochs = [r for r in records if r.get("kind") == "epoch"]
     div = next((r for r in records if r.get("kind") == "diverged"), None)
+    unhealthy = [r["epoch"] for r in records if r.get("kind") == "eval_health"]
     out: dict[str, Any] = {
         "epochs": len(epochs),
         "diverged": div is not None,
         "diverged_epoch": div["epoch"] if div else None,
+        "eval_unhealthy": len(unhealthy),
+        "eval_unhealthy_epochs": unhealthy,
     }
     nan = float("nan")
     if not epochs or div is not None:

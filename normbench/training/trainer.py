@@ -10,8 +10,12 @@ generator seeded with the run's seed; in-memory tensors or streamed image folder
     loss = CE(model(x), y) + method.loss_term(model)
     loss.backward(); optimizer.step(); method.after_step(model, step)
 
-then ``method.after_epoch``, an evaluation on the test set, one record appended to ``metrics.jsonl`` and an
-atomic resume checkpoint. The step itself is an object of :mod:`normbench.training.engine` chosen by the run's
+then ``method.after_epoch`` (at the last epoch also ``method.finalize``, so the model evaluated last is the
+model saved in ``checkpoint.pt``), an evaluation on the test set, one record appended to ``metrics.jsonl``
+and an atomic resume checkpoint. An unhealthy evaluation (a non-finite test loss, or one above
+``EVAL_LOSS_FACTOR`` = 100 times the chance level ln(num_classes)) is recorded before its epoch record as
+``{"kind": "eval_health", "epoch", "test_loss", "reason"}`` and the run goes on. Fault injection goes through
+one explicit hook: the callables of :data:`FAULTS`, called at the named points of :data:`FAULT_POINTS`. The step itself is an object of :mod:`normbench.training.engine` chosen by the run's
 ``engine`` block: the eager loop body (default) or the fast engine (device-side running totals, CUDA-graph
 replay on a GPU); both compute the same step. The engine that actually ran (``fast+cuda_graphs`` or its
 fallback) and, for bf16, whether a passing fp32 validation exists are written into ``provenance.json``. A non-finite training loss stops the run: the log gets a ``diverged`` record and the
@@ -38,7 +42,9 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +68,7 @@ from normbench.training.engine import (
     engine_config,
 )
 from normbench.training.pack import interleave
-from normbench.training.provenance import provenance
+from normbench.training.provenance import code_fingerprint, describe_code, provenance
 
 
 def select_device(name: str) -> torch.device:
@@ -121,6 +127,60 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
         wrong5 += (top != y[:, None]).all(dim=1).sum().item()
         n += len(y)
     return {"test_loss": loss_sum / n, "test_error": 100.0 * wrong / n, "test_top5_error": 100.0 * wrong5 / n}
+
+
+FAULT_POINTS = (
+    "step",  # after each training step: epoch, step (counted from 1 within the epoch)
+    "evaluated",  # after an epoch's evaluation, before its health check: epoch, test (the metrics, mutable)
+    "record",  # after a record is appended to metrics.jsonl: record
+    "checkpoint_write",  # before a checkpoint (resume.pt, checkpoint.pt) is written: path, epoch
+    "checkpoint_tmp",  # its temporary file written and fsynced, nothing renamed yet: path, epoch, tmp
+    "checkpoint_rotated",  # the old one renamed to <name>.prev, the new one not in place yet: path, epoch, tmp
+    "checkpoint_saved",  # the checkpoint in place: path, epoch
+    "provenance",  # checkpoint.pt written, provenance.json not yet: path
+)
+"""The named points of a run at which :func:`fault_point` calls the hooks of :data:`FAULTS`."""
+
+FAULTS: list[Callable[..., None]] = []
+"""Fault-injection hooks: each is called as ``hook(point, run=<run folder>, **info)`` at every point of
+:data:`FAULT_POINTS` (the info named there). A hook may raise, kill its process or change the mutable values
+it is given (the ``test`` metrics of ``evaluated``); the fault tests inject their kills and bad evaluations
+here, never by patching the trainer's names. Empty (no cost) in a normal run; see :func:`injected`."""
+
+
+def fault_point(point: str, run: Path, **info: Any) -> None:
+    """Call every hook of :data:`FAULTS` as ``hook(point, run=run, **info)``."""
+    for hook in tuple(FAULTS):
+        hook(point, run=run, **info)
+
+
+@contextmanager
+def injected(hook: Callable[..., None]) -> Iterator[Callable[..., None]]:
+    """Register ``hook`` in :data:`FAULTS` for the ``with`` block."""
+    FAULTS.append(hook)
+    try:
+        yield hook
+    finally:
+        FAULTS.remove(hook)
+
+
+EVAL_LOSS_FACTOR = 100.0
+"""A test loss above ``EVAL_LOSS_FACTOR * ln(num_classes)`` (100 times the chance-level loss of a uniform
+prediction; 230 nats for 10 classes) is absurd: see :func:`eval_health`."""
+
+
+def eval_health(test_loss: float, num_classes: int) -> str | None:
+    """Why an evaluation's mean test loss is unhealthy (non-finite, or above ``EVAL_LOSS_FACTOR`` times the
+    chance level ``ln(num_classes)``), or ``None`` when it is healthy."""
+    if not math.isfinite(test_loss):
+        return f"non-finite test loss ({test_loss})"
+    chance = math.log(num_classes)
+    if test_loss > EVAL_LOSS_FACTOR * chance:
+        return (
+            f"test loss {test_loss:.4g} above {EVAL_LOSS_FACTOR:g} x ln({num_classes}) = "
+            f"{EVAL_LOSS_FACTOR * chance:.4g}, {EVAL_LOSS_FACTOR:g} times the chance level"
+        )
+    return None
 
 
 def _probe_record(model: nn.Module, batch, probes: dict[str, Any], epoch: int) -> dict[str, Any]:
@@ -367,6 +427,58 @@ def _put_stale_aside(resume_path: Path, reason: str, log: Callable[[str], None])
             )
 
 
+@dataclass
+class _Run:
+    """One run being trained by :func:`_train_steps`: what its helpers share."""
+
+    cfg: dict[str, Any]
+    out: Path
+    log: Callable[[str], None]
+    num_classes: int
+    model: nn.Module
+    method: Any
+    stepper: Any
+    gen: torch.Generator
+    records: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 1
+    step: int = 0
+    prior_seconds: float = 0.0
+    status: str = "completed"
+    constraints: list[dict[str, Any]] | None = None  # what finalize returned, once it ran
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    code_changes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out / "metrics.jsonl"
+
+    @property
+    def resume_path(self) -> Path:
+        return self.out / "resume.pt"
+
+    @property
+    def tag(self) -> str:
+        c = self.cfg
+        return f"[{c['experiment']}/{c['model']}/{c['method']}/seed{c['seed']}]"
+
+    def append(self, rec: dict[str, Any]) -> None:
+        """Append ``rec`` to the run's records and to ``metrics.jsonl`` (then fault point ``record``)."""
+        self.records.append(rec)
+        append_record(self.metrics_path, rec)
+        fault_point("record", self.out, record=rec)
+
+
+def _save(out: Path, obj: dict[str, Any], path: Path) -> None:
+    """:func:`save_atomic` of a checkpoint of run folder ``out``, with fault points ``checkpoint_write``,
+    ``checkpoint_tmp``, ``checkpoint_rotated`` and ``checkpoint_saved``."""
+    epoch = obj["epoch"]
+    fault_point("checkpoint_write", out, path=path, epoch=epoch)
+    save_atomic(
+        obj, path, event=lambda point, **info: fault_point(point, out, path=path, epoch=epoch, **info)
+    )
+    fault_point("checkpoint_saved", out, path=path, epoch=epoch)
+
+
 def _train_steps(
     cfg: dict[str, Any],
     out: Path,
@@ -380,147 +492,215 @@ def _train_steps(
     final checkpoint's metadata."""
     t_start = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    engine = engine_config(cfg)
-    model, method, stepper, gen = _build(cfg, data, device)
-
+    r = _Run(cfg, out, log, data.num_classes, *_build(cfg, data, device))
     write_json_atomic(out / "config.json", cfg)
-    metrics_path = out / "metrics.jsonl"
-    resume_path = out / "resume.pt"
-    records: list[dict[str, Any]] = []
-    start_epoch, step, prior_seconds = 1, 0, 0.0
-    state = load_latest(resume_path, log=lambda m: print(m, file=sys.stderr))
-    if state is not None and state.get("config") == cfg:
-        try:
-            model.load_state_dict(state["model"])
-            stepper.optimizer.load_state_dict(state["optimizer"])
-            method.load_state_dict(state["method"])
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            records, step = state["records"], state["step"]
-            start_epoch, prior_seconds = state["epoch"] + 1, state["train_seconds"]
-        except (RuntimeError, KeyError, ValueError, TypeError) as err:
-            # e.g. the model code changed between attempts: the state cannot resume this run, and every
-            # retry would fail the same way. Put it aside and start from a freshly seeded model.
-            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            _put_stale_aside(resume_path, reason, lambda m: print(m, file=sys.stderr))
-            model, method, stepper, gen = _build(cfg, data, device)
-            records, step, start_epoch, prior_seconds = [], 0, 1, 0.0
-        else:
-            stepper.step_count = step
-            log(f"[{cfg['model']}/{cfg['method']}/seed{cfg['seed']}] resuming after epoch {state['epoch']}")
-    elif state is not None:
-        log(f"{resume_path}: written for another configuration; starting afresh")
-    optimizer = stepper.optimizer
+    state = load_latest(r.resume_path, log=lambda m: print(m, file=sys.stderr))
+    _resume(r, state, data, device)
+    _note_attempt(r, state)
     # The log always restarts from what the checkpoint holds (append-only from there on).
     try:
-        metrics_path.write_text("".join(record_line(r) for r in records))
+        r.metrics_path.write_text("".join(record_line(rec) for rec in r.records))
     except OSError as err:
-        raise with_filename(err, metrics_path) from None
+        raise with_filename(err, r.metrics_path) from None
     probes = cfg["probes"]
     pbatch = batches.probe_batch(probes["batch"]) if probes["names"] else None
-    if pbatch is not None and start_epoch == 1:
-        rec = _probe_record(model, pbatch, probes, 0)
-        records.append(rec)
-        append_record(metrics_path, rec)
-
-    status = "diverged" if any(r["kind"] == "diverged" for r in records) else "completed"
-    tag = f"[{cfg['experiment']}/{cfg['model']}/{cfg['method']}/seed{cfg['seed']}]"
-    for epoch in range(start_epoch, cfg["epochs"] + 1):
-        if status == "diverged":
+    if pbatch is not None and r.start_epoch == 1:
+        r.append(_probe_record(r.model, pbatch, probes, 0))
+    if any(rec["kind"] == "diverged" for rec in r.records):
+        r.status = "diverged"
+    for epoch in range(r.start_epoch, cfg["epochs"] + 1):
+        if r.status == "diverged":
             break
-        t0 = time.time()
-        lr = lr_at(epoch, cfg["optimizer"], cfg["schedule"], cfg["epochs"])
-        stepper.set_lr(lr)
-        model.train()
-        stepper.start_epoch()
-        for xb, yb in batches.train_epoch(gen, drop_last=engine["drop_last"]):
-            if not stepper.step(xb, yb):
-                break
-            yield
-        stats = stepper.end_epoch()
-        step = stepper.step_count
-        diverged = None
-        if stats.diverged:
-            div = stats.diverged
-            step = div["iteration"]
-            diverged = {
-                "kind": "diverged",
-                "epoch": epoch,
-                "iteration": div["iteration"],
-                "reason": f"non-finite training loss ({div['value']}) at iteration {div['iteration']}",
-            }
-            if div["window"] != [div["iteration"], div["iteration"]]:
-                diverged["window"] = div["window"]
-        if diverged:
-            status = "diverged"
-            records.append(diverged)
-            append_record(metrics_path, diverged)
-            log(f"{tag} epoch {epoch}: DIVERGED ({diverged['reason']})")
-        else:
-            train_seconds = time.time() - t0
-            method.after_epoch(model, epoch)
-            test = evaluate(model, batches.test_batches())
-            rec = {
-                "kind": "epoch",
-                "epoch": epoch,
-                "lr": lr,
-                "train_loss": stats.loss_sum / stats.seen,
-                "train_error": 100.0 * stats.wrong / stats.seen,
-                **test,
-                "seconds": time.time() - t0,
-                "steps": stats.steps,
-                "step_seconds": train_seconds / max(stats.steps, 1),
-            }
-            records.append(rec)
-            append_record(metrics_path, rec)
-            if pbatch is not None and epoch % probes["every"] == 0:
-                prec = _probe_record(model, pbatch, probes, epoch)
-                records.append(prec)
-                append_record(metrics_path, prec)
-            log(
-                f"{tag} epoch {epoch}/{cfg['epochs']} loss {rec['train_loss']:.4f} "
-                f"train_err {rec['train_error']:.2f}% test_err {rec['test_error']:.2f}% ({rec['seconds']:.1f}s)"
-            )
-        prior_seconds += time.time() - t0
-        save_atomic(
-            {
-                "config": cfg,
-                "epoch": epoch,
-                "step": step,
-                "records": records,
-                "train_seconds": prior_seconds,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "method": method.state_dict(),
-                "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-            },
-            resume_path,
+        yield from _epoch(r, epoch, batches, pbatch)
+    return _finish(r, device, t_start, pack)
+
+
+def _resume(r: _Run, state: dict[str, Any] | None, data, device: torch.device) -> None:
+    """Continue ``r`` from the resume state ``state`` (``None``: nothing to resume). A state of another
+    configuration is ignored and one that does not load into the model is put aside
+    (:func:`_put_stale_aside`): either way the run starts afresh."""
+    if state is None:
+        return
+    if state.get("config") != r.cfg:
+        r.log(f"{r.resume_path}: written for another configuration; starting afresh")
+        return
+    try:
+        r.model.load_state_dict(state["model"])
+        r.stepper.optimizer.load_state_dict(state["optimizer"])
+        r.method.load_state_dict(state["method"])
+        r.gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        records, step = state["records"], state["step"]
+        start_epoch, prior_seconds = state["epoch"] + 1, state["train_seconds"]
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        # e.g. the model code changed between attempts: the state cannot resume this run, and every
+        # retry would fail the same way. Put it aside and start from a freshly seeded model.
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        _put_stale_aside(r.resume_path, reason, lambda m: print(m, file=sys.stderr))
+        r.model, r.method, r.stepper, r.gen = _build(r.cfg, data, device)
+        return
+    r.records, r.step, r.start_epoch, r.prior_seconds = records, step, start_epoch, prior_seconds
+    r.constraints = state.get("constraints")
+    r.stepper.step_count = step
+    c = r.cfg
+    r.log(f"[{c['model']}/{c['method']}/seed{c['seed']}] resuming after epoch {state['epoch']}")
+
+
+def _note_attempt(r: _Run, state: dict[str, Any] | None) -> None:
+    """Add this attempt (start time, epoch it resumes after, :func:`code_fingerprint`) to ``r.attempts``,
+    after the earlier attempts a resume state of this configuration lists. When the code differs from the
+    previous attempt's, record ``{"attempt", "after_epoch", "old", "new"}`` in ``r.code_changes`` (both go into
+    the resume states and ``provenance.json``) and log one line."""
+    same = state is not None and state.get("config") == r.cfg
+    prev = list(state.get("attempts") or []) if same else []
+    r.code_changes = list(state.get("code_changes") or []) if same else []
+    code, n = code_fingerprint(), len(prev) + 1
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    r.attempts = [*prev, {"attempt": n, "started": started, "resumed_after": r.start_epoch - 1, "code": code}]
+    old = prev[-1].get("code") if prev else None
+    if old is not None and old != code:
+        r.code_changes.append({"attempt": n, "after_epoch": r.start_epoch - 1, "old": old, "new": code})
+        r.log(
+            f"{r.out}: the code changed between attempts {n - 1} and {n} "
+            f"({describe_code(old)} -> {describe_code(code)}); recorded in provenance.json"
         )
 
-    # A diverged run of the fast engine kept stepping until its check: its weights may be non-finite, and a
-    # constraint's final projection (an SVD) is then meaningless; such a run records no constraints.
-    finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
-    constraints = method.finalize(model) if status != "diverged" or finite else []
-    final = {
-        "model": model.state_dict(),
-        "constraints": constraints,
-        "config": cfg,
-        "epoch": len([r for r in records if r["kind"] == "epoch"]),
-        "status": status,
+
+def _epoch(r: _Run, epoch: int, batches, pbatch) -> Generator[None, None, None]:
+    """Train, evaluate, log and checkpoint epoch ``epoch`` of ``r``: a generator that yields after every
+    training step (after fault point ``step``)."""
+    cfg = r.cfg
+    t0 = time.time()
+    lr = lr_at(epoch, cfg["optimizer"], cfg["schedule"], cfg["epochs"])
+    r.stepper.set_lr(lr)
+    r.model.train()
+    r.stepper.start_epoch()
+    epoch_batches = batches.train_epoch(r.gen, drop_last=engine_config(cfg)["drop_last"])
+    for n, (xb, yb) in enumerate(epoch_batches, 1):
+        if not r.stepper.step(xb, yb):
+            break
+        fault_point("step", r.out, epoch=epoch, step=n)
+        yield
+    stats = r.stepper.end_epoch()
+    r.step = r.stepper.step_count
+    if stats.diverged:
+        _record_divergence(r, epoch, stats.diverged)
+    else:
+        _evaluate_epoch(r, epoch, lr, stats, t0, batches, pbatch)
+    r.prior_seconds += time.time() - t0
+    _save(r.out, _resume_state(r, epoch), r.resume_path)
+
+
+def _record_divergence(r: _Run, epoch: int, div: dict[str, Any]) -> None:
+    """Record the non-finite training loss the stepper found in ``epoch``: a ``diverged`` record."""
+    r.step = div["iteration"]
+    rec = {
+        "kind": "diverged",
+        "epoch": epoch,
+        "iteration": div["iteration"],
+        "reason": f"non-finite training loss ({div['value']}) at iteration {div['iteration']}",
     }
-    save_atomic(final, out / "checkpoint.pt")
-    prov = provenance(device, cfg["seed"])
+    if div["window"] != [div["iteration"], div["iteration"]]:
+        rec["window"] = div["window"]
+    r.status = "diverged"
+    r.append(rec)
+    r.log(f"{r.tag} epoch {epoch}: DIVERGED ({rec['reason']})")
+
+
+def _evaluate_epoch(r: _Run, epoch: int, lr: float, stats, t0: float, batches, pbatch) -> None:
+    """End a finite epoch: ``after_epoch``; at the last epoch ``finalize`` (so that the model evaluated last
+    is the model saved in ``checkpoint.pt``); the evaluation (fault point ``evaluated``); an ``eval_health``
+    record when the test loss is unhealthy (:func:`eval_health`); the epoch record; the probes."""
+    train_seconds = time.time() - t0
+    r.method.after_epoch(r.model, epoch)
+    if epoch == r.cfg["epochs"]:
+        r.constraints = r.method.finalize(r.model)
+    test = evaluate(r.model, batches.test_batches())
+    fault_point("evaluated", r.out, epoch=epoch, test=test)
+    reason = eval_health(test["test_loss"], r.num_classes)
+    if reason:
+        r.append({"kind": "eval_health", "epoch": epoch, "test_loss": test["test_loss"], "reason": reason})
+        r.log(f"{r.tag} epoch {epoch}: UNHEALTHY EVALUATION ({reason})")
+    rec = {
+        "kind": "epoch",
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": stats.loss_sum / stats.seen,
+        "train_error": 100.0 * stats.wrong / stats.seen,
+        **test,
+        "seconds": time.time() - t0,
+        "steps": stats.steps,
+        "step_seconds": train_seconds / max(stats.steps, 1),
+    }
+    r.append(rec)
+    probes = r.cfg["probes"]
+    if pbatch is not None and epoch % probes["every"] == 0:
+        r.append(_probe_record(r.model, pbatch, probes, epoch))
+    r.log(
+        f"{r.tag} epoch {epoch}/{r.cfg['epochs']} loss {rec['train_loss']:.4f} "
+        f"train_err {rec['train_error']:.2f}% test_err {rec['test_error']:.2f}% ({rec['seconds']:.1f}s)"
+    )
+
+
+def _resume_state(r: _Run, epoch: int) -> dict[str, Any]:
+    """What ``resume.pt`` holds after ``epoch``: everything a resumed attempt needs to continue exactly."""
+    return {
+        "config": r.cfg,
+        "epoch": epoch,
+        "step": r.step,
+        "records": r.records,
+        "train_seconds": r.prior_seconds,
+        "model": r.model.state_dict(),
+        "optimizer": r.stepper.optimizer.state_dict(),
+        "method": r.method.state_dict(),
+        "generator": r.gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "constraints": r.constraints,
+        "attempts": r.attempts,
+        "code_changes": r.code_changes,
+    }
+
+
+def _finish(r: _Run, device: torch.device, t_start: float, pack: list[int] | None) -> dict[str, Any]:
+    """Write ``checkpoint.pt`` (the model as last evaluated, with its constraints), then ``provenance.json``
+    (after fault point ``provenance``); remove the resume states and a ``checkpoint.pt.prev`` that a rerun's
+    rewrite left. Returns the checkpoint's metadata."""
+    if r.status == "diverged":
+        # A diverged run of the fast engine kept stepping until its check: its weights may be non-finite,
+        # and a constraint's final projection (an SVD) is then meaningless; such a run records none.
+        finite = all(bool(torch.isfinite(p).all()) for p in r.model.parameters())
+        constraints = r.method.finalize(r.model) if finite else []
+    elif r.constraints is None:  # resumed from a last-epoch state of a version that finalized here
+        constraints = r.method.finalize(r.model)
+    else:
+        constraints = r.constraints
+    final = {
+        "model": r.model.state_dict(),
+        "constraints": constraints,
+        "config": r.cfg,
+        "epoch": len([rec for rec in r.records if rec["kind"] == "epoch"]),
+        "status": r.status,
+    }
+    checkpoint = r.out / "checkpoint.pt"
+    _save(r.out, final, checkpoint)
+    prov = provenance(device, r.cfg["seed"])
     prov.update(
-        status=status,
-        train_seconds=prior_seconds,
+        status=r.status,
+        train_seconds=r.prior_seconds,
         wall_seconds=time.time() - t_start,
-        engine=stepper.describe(),
-        precision_validated=bf16_validated(cfg),
+        engine=r.stepper.describe(),
+        precision_validated=bf16_validated(r.cfg),
         pack=pack,
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t_start)),
+        attempts=r.attempts,
+        code_changes=r.code_changes,
     )
-    write_json_atomic(out / "provenance.json", prov)
-    for p in (resume_path, resume_path.with_name(resume_path.name + ".prev")):
+    fault_point("provenance", r.out, path=r.out / "provenance.json")
+    write_json_atomic(r.out / "provenance.json", prov)
+    for p in (
+        r.resume_path,
+        r.resume_path.with_name("resume.pt.prev"),
+        checkpoint.with_name("checkpoint.pt.prev"),
+    ):
         p.unlink(missing_ok=True)
     return {k: v for k, v in final.items() if k != "model"}

@@ -3,6 +3,19 @@
 # (experiment, model, method), trained in one process with their steps interleaved (normbench.training.pack): a rule
 # `train_seeds<s1>_<s2>...` per group of seeds, limited to the experiments whose seed list is cut into that
 # group. Both write the same run folders.
+#
+# A job's log keeps every attempt (--retries): Snakemake deletes the log before each attempt, so attempt N also
+# writes its output to `<log>.attempt-N`, which Snakemake does not know of, and starts the log with the kept
+# output of attempts 1..N-1; each attempt's output follows a header line `=== attempt N (<UTC time>) ===`.
+# A job that succeeds removes its `.attempt-*` files (its log holds them all). `attempt` is a resource only
+# so that the shell command can name it (no --resources limit names it).
+
+ATTEMPT_START = (  # before a training command: the log so far, then this attempt's header
+    "a={resources.attempt}; "
+    "for i in $(seq 1 $((a - 1))); do cat {log:q}.attempt-$i >> {log:q} 2>/dev/null || true; done; "
+    'echo "=== attempt $a ($(date -u +%Y-%m-%dT%H:%M:%SZ)) ===" | tee {log:q}.attempt-$a >> {log:q}; '
+)
+ATTEMPT_END = " 2>&1 | tee -a {log:q} {log:q}.attempt-$a; rm -f {log:q}.attempt-*"  # after it
 RUN_FILES = ("metrics.jsonl", "config.json", "provenance.json", "checkpoint.pt")
 RUN_PATTERN = f"{RES}/runs/{{experiment}}/{{model}}/{{method}}/seed{{seed}}"
 
@@ -29,11 +42,16 @@ rule train:
         gpu=train_gpus,
         mem_mb=train_mem_mb,
         runtime=train_runtime,
+        attempt=lambda w, attempt: attempt,
     container:
         CONTAINER
     shell:
-        "workflow/scripts/gpu-slot.sh {resources.gpu} "
-        "normbench train --spec {params.spec:q} --data {input.data:q} --out {params.out:q} 2>&1 | tee {log:q}"
+        (
+            ATTEMPT_START
+            + "workflow/scripts/gpu-slot.sh {resources.gpu} "
+            + "normbench train --spec {params.spec:q} --data {input.data:q} --out {params.out:q}"
+            + ATTEMPT_END
+        )
 
 
 for _seeds, _experiments in seed_packs().items():
@@ -59,8 +77,13 @@ for _seeds, _experiments in seed_packs().items():
             gpu=train_gpus,
             mem_mb=train_mem_mb,
             runtime=lambda w, attempt, n=len(_seeds): n * train_runtime(w, attempt),
+            attempt=lambda w, attempt: attempt,
         container:
             CONTAINER
         shell:
-            "workflow/scripts/gpu-slot.sh {resources.gpu} "
-            "normbench train {params.runs} --data {input.data:q} 2>&1 | tee {log:q}"
+            (
+                ATTEMPT_START
+                + "workflow/scripts/gpu-slot.sh {resources.gpu} "
+                + "normbench train {params.runs} --data {input.data:q}"
+                + ATTEMPT_END
+            )
