@@ -281,6 +281,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_theory(args: argparse.Namespace) -> int:
+    import time
+
+    from normbench.outputs.theory import draw
+    from normbench.studies.theory import CHECKS, default_scale, run_check
+    from normbench.verdicts.theory import judge, write_verdicts
+
+    scale = args.scale or default_scale(args.name)
+    keys = args.only or list(CHECKS)
+    out_dir = Path(args.out_dir)
+    rows = []
+    for key in keys:
+        start = time.perf_counter()
+        result = run_check(key, scale)
+        row = judge(result)
+        row["seconds"] = round(time.perf_counter() - start, 3)
+        row["figure"] = f"{key}.png"
+        draw(result, row, out_dir / key)
+        rows.append(row)
+        print(f"{key}: {row['verdict']} ({row['summary']}) [{row['seconds']:.2f} s]")
+    write_verdicts(rows, out_dir / "verdicts.json")
+    print(f"{out_dir / 'verdicts.json'}: {len(rows)} checks at scale {scale}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from normbench.studies.bench import format_table, run_bench, validate_bf16
 
@@ -546,6 +571,21 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default="")
 
 
+def _theory_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out-dir", required=True, help="folder of the figures and verdicts.json (results/<name>/theory)"
+    )
+    p.add_argument(
+        "--scale",
+        choices=["small", "paper"],
+        help="sizes of the checks (default: from --name: paper for 'paper')",
+    )
+    p.add_argument("--name", default="smoke", help="configuration name (chooses the default scale)")
+    p.add_argument(
+        "--only", action="append", metavar="KEY", help="run only this check (<paper>/<theorem>), repeatable"
+    )
+
+
 def _bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--models",
@@ -714,6 +754,17 @@ COMMANDS: tuple[Command, ...] = (
         cmd_report,
         _report_arguments,
         help="write the HTML report of a results folder",
+    ),
+    Command(
+        "theory",
+        cmd_theory,
+        _theory_arguments,
+        help="check the papers' theorems numerically: measured quantity against the predicted bound or rate",
+        description="For each theorem or lemma of the papers with a measurable prediction (normbench/studies/"
+        "theory.py), build the networks or matrices it is about, measure the quantity over the range it "
+        "speaks of, and write <out-dir>/<paper>/<theorem>.{png,pdf,json} and <out-dir>/verdicts.json, "
+        "judged with the claims' rules (normbench/verdicts/theory.py). --scale paper spans the statements' "
+        "full ranges (e.g. depth 4 to 1000); small runs in seconds. See docs/theory.md.",
     ),
     Command(
         "bench",

@@ -28,6 +28,7 @@ from normbench.verdicts import NOT_RUN, PROXY, VERDICTS
 from normbench.verdicts.claims import claim_verdict_counts
 from normbench.verdicts.claims import display_rows as claim_display_rows
 from normbench.verdicts.numbers import display_rows, verdict_counts
+from normbench.verdicts.theory import read_verdicts
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -220,6 +221,44 @@ PROXY_BANNER = (
 )
 
 
+RULES_THEORY = (
+    "<p>Theory: each theorem or lemma with a measurable prediction is checked numerically on matrices and "
+    "small networks built for it (<code>normbench theory</code>, <code>docs/theory.md</code>), over the range "
+    "the statement speaks of, against its bound or rate. A measured number passes when it lies inside the "
+    "bound up to the stated numerical tolerance and fails otherwise; sampled quantities are judged by their "
+    "95 % Student-t interval as the claims are; a check passes when all its comparisons pass (REPRODUCED), "
+    "fails when any fails (DEVIATES), and is INCONCLUSIVE otherwise.</p>"
+)
+
+
+def _theory_section(results_dir: Path, paper: str) -> list[str]:
+    """The "Theory, checked numerically" part of one paper's section: each check's statement (quoted, with its
+    place), verdict, what was measured, and its figure."""
+    rows = [r for r in read_verdicts(results_dir / "theory" / "verdicts.json") if r["paper"] == paper]
+    if not rows:
+        return []
+    parts = [
+        f"<h3>Theory, checked numerically ({len(rows)} statements, scale {html.escape(str(rows[0]['scale']))})</h3>"
+    ]
+    parts.append(
+        _table_html(
+            ["statement", "where", "measured", "verdict"],
+            [[r["key"].split("/", 1)[1], r["where"], r["summary"], r["verdict"]] for r in rows],
+            [r["verdict"] for r in rows],
+        )
+    )
+    for r in rows:
+        parts += [
+            f"<h4>{html.escape(r['key'])}: {html.escape(r['where'])} — {html.escape(r['verdict'])}</h4>",
+            f"<blockquote>{html.escape(r['statement'])}</blockquote>",
+            f"<p><b>Built:</b> {html.escape(r['construction'])}. <b>Measured:</b> {html.escape(r['summary'])}.</p>",
+        ]
+        png = results_dir / "theory" / r["figure"]
+        if png.exists():
+            parts.append(_img(png))
+    return parts
+
+
 def _head(results_dir: Path, title: str) -> list[str]:
     """The page head, the title and one line of provenance."""
     parts = [
@@ -261,6 +300,7 @@ def _paper_section(
         )
     if claims is not None:
         parts += claims_section(claims, paper)
+    parts += _theory_section(results_dir, paper)
     return parts
 
 
@@ -297,9 +337,13 @@ def build_report(results_dir: str | Path, out: str | Path, title: str = "") -> P
     parts += ["<h2>Summary: verdicts per paper</h2>", _table_html(headers, rows), RULES_NUMBERS]
     if claims is not None:
         parts.append(RULES_CLAIMS)
+    theory = read_verdicts(results_dir / "theory" / "verdicts.json")
+    if theory:
+        parts.append(RULES_THEORY)
     parts += baselines_section(results_dir)
     display = display_rows(comp)
-    for paper in dict.fromkeys([*comp["paper"], *([] if claims is None else claims["paper"])]):
+    papers = [*comp["paper"], *([] if claims is None else claims["paper"]), *(r["paper"] for r in theory)]
+    for paper in dict.fromkeys(papers):
         parts += _paper_section(results_dir, comp, claims, paper, display)
     parts += _experiments_section(results_dir)
     parts.append("</body></html>")

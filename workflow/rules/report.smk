@@ -5,6 +5,7 @@ rule report:
         expand(f"{RES}/tables/{{experiment}}.csv", experiment=EXPERIMENTS),
         figure_files(),
         paper_figure_files(),
+        rules.theory.output.verdicts,
         suite_figure_files(),
     output:
         report(f"{RES}/report.html", category="Report"),
