@@ -245,7 +245,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     print(
         tabulate(
             [
-                [r[k] for k in keys] + [number(r["images_per_s"], 0), format_hours(r["gpu_hours"]), r["source"]]
+                [r[k] for k in keys]
+                + [number(r["images_per_s"], 0), format_hours(r["gpu_hours"]), r["source"]]
                 for r in rows
             ],  # fmt: skip
             headers=[*keys, "images/s", "GPU-hours", "throughput from"],
@@ -500,12 +501,18 @@ def _figures_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--title", default="", help="with --out-stem: the figure's title")
     p.add_argument("--probe", help="draw this probe's figure instead of the training curves")
-    p.add_argument("--figure", default="curves", help="curves (default) or fig2_grid")
+    p.add_argument(
+        "--figure",
+        default="curves",
+        help="curves (default), fig2_grid (Zaeemzadeh Fig. 2), param_efficiency (Zaeemzadeh Fig. 5) or "
+        "conv1_filters (Xie Fig. 6, read from the runs' checkpoint.pt)",
+    )
     p.add_argument(
         "--layout",
-        help='the curves\' layout as JSON, the experiment\'s figure: block, e.g. \'{"panels": "depth", "spread": '
-        '"range"}\' (see normbench.outputs.figures.LAYOUT_DEFAULTS); with --probe grad_norm_ratio only its "depths" map '
-        "(model -> depth row) is read",
+        help="the figure's layout as JSON (the experiment's figure: block). Curves: e.g. "
+        '\'{"panels": "depth", "spread": "range"}\' (normbench.outputs.figures.LAYOUT_DEFAULTS); grad_norm_ratio: '
+        '"depths" (model -> depth row); backward_profile: "iterations" (one panel per named iteration); '
+        'weight_condition and hidden_condition: "datasets" (one panel per data set); conv1_filters: "depth"',
     )
 
 
