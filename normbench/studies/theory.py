@@ -841,7 +841,8 @@ def oyedotun_theorem3(scale: str = "small", premise: str = "residual", seed: int
     Same construction as :func:`oyedotun_theorem2` with blocks I + W_r^l. Measured: sigma_min / sigma_max of
     H^m over depth (1 / condition number). Judged per depth: H^m numerically non-singular, 1 / kappa above
     n * machine epsilon (a batch below it is singular in float64). The plain network is drawn beside it.
-    ``premise="plain"``: judge the PlainNet instead.
+    ``premise="plain"``: judge the PlainNet instead; ``premise="singular"``: blocks (I + W)(I - u u^T), whose
+    product is singular (not the Gaussian blocks the theorem assumes).
     """
     s = sizes(scale)
     g = _gen(seed)
@@ -849,9 +850,13 @@ def oyedotun_theorem3(scale: str = "small", premise: str = "residual", seed: int
     depths = s["depths"]
     x = _randn(n, 2 * n, g=g)
     eye = torch.eye(n, dtype=DTYPE)
-    res = [float(sv[-1]) for sv in _batch_spectrum(lambda w: eye + w, depths, x, n, _gen(seed + 1))]
+    block = (
+        (lambda w: eye + w) if premise != "singular" else (lambda w: (eye + w) @ (eye - torch.outer(u, u)))
+    )
+    u = torch.nn.functional.normalize(_randn(n, g=g), dim=0)
+    res = [float(sv[-1]) for sv in _batch_spectrum(block, depths, x, n, _gen(seed + 1))]
     plain = [float(sv[-1]) for sv in _batch_spectrum(lambda w: w, depths, x, n, _gen(seed + 1))]
-    judged = res if premise == "residual" else plain
+    judged = plain if premise == "plain" else res
     floor = n * torch.finfo(DTYPE).eps
     return {
         "paper": "oyedotun2020",
@@ -860,7 +865,9 @@ def oyedotun_theorem3(scale: str = "small", premise: str = "residual", seed: int
         "statement": OY_T3,
         "construction": f"n = {n}, W_r^l Gaussian N(0, 1/n), blocks I + W_r^l, a batch of {2 * n} Gaussian "
         "inputs; 1/kappa(H^m) = sigma_min / sigma_max",
-        "premise": "as stated" if premise == "residual" else "no identity skips (PlainNet)",
+        "premise": {"residual": "as stated", "plain": "no identity skips (PlainNet)"}.get(
+            premise, "blocks (I + W)(I - u u^T), singular"
+        ),
         "x_label": "depth m (linear blocks)",
         "y_label": "1 / kappa(H^m)",
         "xscale": "log",

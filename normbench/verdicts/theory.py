@@ -15,7 +15,7 @@ REPRODUCED, FAIL -> DEVIATES); a check whose premise was deliberately broken (``
   INCONCLUSIVE).
 - **A limit** (``kind: "limit"``, a ``series`` over the statement's range that should tend to 0): PASS when
   its last value is below ``threshold`` and no step rises by more than a factor ``rise``; FAIL when the last
-  value is not below the first; else INCONCLUSIVE (the range is too short to show the limit).
+  value is not below the first (by more than 1e-6 relative, numerical noise); else INCONCLUSIVE (the range is too short to show the limit).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def judge_comparison(c: Mapping[str, Any]) -> tuple[str, str]:
             return INCONCLUSIVE, "no values"
         rises = [b / a for a, b in zip(ys, ys[1:]) if a > 0]
         text = f"{_g(ys[0])} -> {_g(ys[-1])} (threshold {_g(c['threshold'])})"
-        if ys[-1] >= ys[0]:
+        if ys[-1] >= ys[0] * (1 - 1e-6):
             return FAIL, text
         if ys[-1] < c["threshold"] and all(r <= c.get("rise", math.inf) for r in rises):
             return PASS, text
