@@ -6,7 +6,7 @@ write as the non-standard ``Infinity``/``NaN``). Readers get floats back with :f
 value, :func:`as_float`. No torch: tensors are recognised by their ``detach``/``cpu`` methods.
 
 The record kinds and their fields are a JSON Schema, ``record.schema.json`` beside this module (``epoch``,
-``probe``, ``diverged``, ``eval_health``); :func:`check_record` validates one record against it, and the
+``probe``, ``diverged``, ``eval_health``, ``procrustes_state``); :func:`check_record` validates one record against it, and the
 run-folder reader validates every record it reads.
 """
 
@@ -18,7 +18,7 @@ import math
 from importlib import resources
 from typing import Any
 
-RECORD_KINDS = ("epoch", "probe", "diverged", "eval_health")
+RECORD_KINDS = ("epoch", "probe", "diverged", "eval_health", "procrustes_state")
 
 
 class RecordError(ValueError):
