@@ -42,6 +42,7 @@ REQUIRED = [
     "preact_resnet1001_erase",
     *(f"procresnet{d}" for d in (22, 85, 166, 274, 1003)),
     *(f"procresnet{d}_erase" for d in (166, 274, 1003)),
+    "resnext164",
     "preact_resnext164",
     *(f"convnet{d}" for d in (20, 38, 44, 110, 164)),
     *(f"resnet{d}" for d in (44, 110, 164)),

@@ -33,7 +33,7 @@ from normbench.models.inception_resnet import InceptionResNetV2
 from normbench.models.preact import PreActResNet
 from normbench.models.procresnet import ProcResNet
 from normbench.models.registry import register
-from normbench.models.resnext import preact_resnext
+from normbench.models.resnext import ResNeXt, preact_resnext
 from normbench.models.wrn import preact_basic_resnet, wide_resnet
 
 ZAE, JIA, OYE, XIE = "zaeemzadeh2020", "jia2017", "oyedotun2020", "xie2017"
@@ -191,17 +191,34 @@ register(
     **paper_count("2.6M"),
 )
 register(
-    "preact_resnext164",
-    partial(preact_resnext, 164, cardinality=4, base_width=8),
+    "resnext164",
+    partial(ResNeXt, 164, cardinality=4, base_width=8),
     paper=OYE,
     source="Tables I-III, Figs. 3-4, 9-13",
     depth=164,
-    description="ResNeXt-164 (4x8d): pre-act bottleneck, grouped 3x3 of widths 32/64/128, outputs 64/128/256",
+    description="ResNeXt-164 (4x8d) as the ResNeXt paper [34] builds its blocks: post-activation bottleneck "
+    "(Conv-BN-ReLU, ReLU after the sum), grouped 3x3 of widths 32/64/128, outputs 64/128/256, 1x1+BN projections",
     tags=("residual", "mnist"),
     paper_name="ResNeXt-164",
     params_note=(
-        "The paper gives no cardinality or width: 4 x 8d is the template choice closest to 2.5M "
-        "(2x16d 3.35M, 8x4d 2.04M, 4x4d 1.05M); see normbench.models.resnext."
+        "Oyedotun et al.: the ResNeXt follows [34]. The paper gives no cardinality or width: 4 x 8d is the "
+        "template choice closest to 2.5M (2x16d 3.35M, 8x4d 2.04M, 4x4d 1.05M); see normbench.models.resnext."
+    ),
+    **paper_count("2.5M"),
+)
+register(
+    "preact_resnext164",
+    partial(preact_resnext, 164, cardinality=4, base_width=8),
+    paper=OYE,
+    source="Tables I-III (variant: pre-activation layout, not [34]'s)",
+    depth=164,
+    description="ResNeXt-164 (4x8d), pre-activation variant: pre-act bottleneck, grouped 3x3 of widths 32/64/128, "
+    "outputs 64/128/256",
+    tags=("residual", "mnist"),
+    paper_name="",
+    params_note=(
+        "Pre-activation variant of resnext164 (same 4 x 8d, 896 fewer BN parameters: no shortcut BNs); "
+        "see normbench.models.resnext."
     ),
     **paper_count("2.5M"),
 )
