@@ -22,8 +22,8 @@ import pytest
 from conftest import REPO, copy_workflow
 
 README = REPO / "README.md"
-FAST = {"models", "references", "runs"}  # read-only subcommands that take seconds
-SLOW = {"estimate"}  # read-only, but ``estimate --config config/paper.yaml`` took 38 s on 2 busy cores
+FAST = {"models", "references", "runs", "estimate"}  # read-only subcommands that take seconds (estimate: 8 s)
+SLOW: set[str] = set()  # read-only subcommands too slow for CI, run as written under -m slow
 STUB = "#!/bin/sh\n[ \"$1\" = --version ] && echo 'apptainer version 1.3.4' && exit 0\nexit 1\n"
 
 
@@ -96,3 +96,56 @@ def test_readme_command_runs(command, as_is, workflow_copy):
         assert "Nothing to be done" in out.stdout + out.stderr or "Job stats:" in out.stdout, out.stdout[
             -2000:
         ]
+
+
+INLINE = re.compile(r"`((?:normbench|snakemake) [^`]+)`")
+
+
+def inline_commands() -> list[tuple[str, str]]:
+    """(file, command) for every inline ``normbench ...``/``snakemake ...`` code span of README.md and docs/."""
+    found = []
+    for path in [README, *sorted((REPO / "docs").glob("*.md"))]:
+        for command in INLINE.findall(path.read_text()):
+            if ": error:" not in command:  # a quoted error message, not a command
+                found.append((path.name, command.replace("\\|", "|")))
+    return found
+
+
+def _options(parser) -> set[str]:
+    return {s for action in parser._actions for s in action.option_strings}
+
+
+def test_inline_commands_name_real_subcommands_and_options():
+    """Each inline command of the README and docs names a real sub-command and only options it has."""
+    from normbench.cli.main import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    snakemake_help = subprocess.run(["snakemake", "--help"], capture_output=True, text=True).stdout
+    bad = []
+    commands = inline_commands()
+    assert len(commands) > 20
+    for where, command in commands:
+        words = command.replace("[", " ").replace("]", " ").split()
+        flags = [w.split("=")[0] for w in words[1:] if w.startswith("--")]
+        if words[0] == "snakemake":
+            bad += [f"{where}: {command}: snakemake has no {f}" for f in flags if f not in snakemake_help]
+            continue
+        sub = words[1] if len(words) > 1 else ""
+        if sub.startswith("-"):
+            bad += [f"{where}: {command}: no {f}" for f in flags if f not in _options(parser)]
+        elif sub not in subparsers:
+            bad.append(f"{where}: {command}: no sub-command {sub!r}")
+        else:
+            bad += [
+                f"{where}: {command}: {sub} has no {f}" for f in flags if f not in _options(subparsers[sub])
+            ]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_inline_check_catches_a_wrong_option(monkeypatch):
+    monkeypatch.setattr(
+        sys.modules[__name__], "inline_commands", lambda: [("x.md", "normbench compare --stric")] * 21
+    )
+    with pytest.raises(AssertionError, match="compare has no --stric"):
+        test_inline_commands_name_real_subcommands_and_options()
