@@ -399,7 +399,7 @@ def test_resume_state_that_does_not_fit_the_model_is_moved_aside_and_the_run_res
     assert result.returncode == 0, result.stderr[-3000:]
     (stale,) = run.glob("resume.pt.stale-*")
     assert f"{run / 'resume.pt'}: does not load into this run's model (RuntimeError: " in result.stderr
-    assert f"moved aside to {stale}, starting afresh" in result.stderr
+    assert f"moved resume.pt aside to {stale}; starting afresh" in result.stderr
     assert "resuming" not in result.stdout
     ref = setup["ref"]
     assert without_timing(read_records(run / "metrics.jsonl")) == without_timing(

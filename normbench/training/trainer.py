@@ -416,15 +416,16 @@ def _build(cfg: dict[str, Any], data, device: torch.device):
 
 def _put_stale_aside(resume_path: Path, reason: str, log: Callable[[str], None]) -> None:
     """Move a resume state that does not load into this run's model aside as ``resume.pt.stale-<time>``
-    (its ``.prev`` too, as ``resume.pt.prev.stale-<time>``) and say so."""
+    (its ``.prev`` too, as ``resume.pt.prev.stale-<time>``) and say so in one line ending "starting
+    afresh"."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
+    moved = []
     for p in (resume_path, resume_path.with_name(resume_path.name + ".prev")):
         if p.exists():
             stale = p.with_name(f"{p.name}.stale-{stamp}")
             p.replace(stale)
-            log(
-                f"{p}: does not load into this run's model ({reason}); moved aside to {stale}, starting afresh"
-            )
+            moved.append(f"moved {p.name} aside to {stale}")
+    log(f"{resume_path}: does not load into this run's model ({reason}); {'; '.join(moved)}; starting afresh")
 
 
 @dataclass
