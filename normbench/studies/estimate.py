@@ -26,7 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_REFERENCE = ("preact_resnet164", 2253.0, "an H100 measurement outside this suite (eager fp32/TF32, batch 128, torch 2.11)")
+DEFAULT_REFERENCE = (
+    "preact_resnet164",
+    2253.0,
+    "an H100 measurement outside this suite (eager fp32/TF32, batch 128, torch 2.11)",
+)
 TRAIN_IMAGES = {"digits": 1437, "mnist": 60000, "cifar10": 50000, "cifar100": 50000, "imagenet": 1281167}
 SCALABLE_SIZE = 64  # a 32-px, launch-bound reference says nothing of a compute-bound 224-px network
 INPUT = {"digits": (1, 16), "mnist": (1, 28), "cifar10": (3, 32), "cifar100": (3, 32), "imagenet": (3, 224)}
