@@ -313,7 +313,9 @@ def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
     return (x.float().div_(255.0) - m) / s
 
 
-PREPROCESS = ("none", "per_channel", "per_pixel")
+PREPROCESS = ("none", "per_channel", "per_pixel", "mean_rgb_scaled")
+MEAN_RGB_SCALE = 0.017
+"""Xie et al. Sec. 5.4 (ImageNet): "Mean of RGB is subtracted then scaling with a factor 0.017" (pixel units 0..255)."""
 
 
 def pixel_stats(train_x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
@@ -345,6 +347,11 @@ class Preprocessor:
     - ``per_pixel``: ``(x / 255 - mean) / std`` with the (C, H, W) statistics of :func:`pixel_stats` (Xie et
       al. Sec. 5.1: "the per-pixel mean subtracted and standard deviation divided"). Needs the training images
       in memory (an :class:`ImageData`); a :class:`FolderData` (ImageNet) has only channel statistics.
+    - ``mean_rgb_scaled``: ``(x - 255 mean_c) * 0.017`` on pixels in 0..255 units, ``mean_c`` the training set's
+      mean RGB (Xie et al. Sec. 5.4, ImageNet: "Mean of RGB is subtracted then scaling with a factor 0.017").
+      No division by a std: 0.017 (about 1/58.8) is the paper's single scale for all three channels.
+
+    Input may be uint8 or float in 0..255 units (the PCA lighting of the ImageNet pipeline gives float).
     """
 
     def __init__(self, data: ImageData | FolderData, preprocess: str, device: torch.device | str = "cpu"):
@@ -365,4 +372,7 @@ class Preprocessor:
             return normalize(x, self.data.mean, self.data.std)
         if self.preprocess == "none":
             return x.float().div_(255.0)
+        if self.preprocess == "mean_rgb_scaled":
+            m = torch.tensor(self.data.mean, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
+            return (x.float() - 255.0 * m) * MEAN_RGB_SCALE
         return (x.float().div_(255.0) - self.mean) / self.std
