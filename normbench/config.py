@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from normbench.runs.folder import STREAMED_DATASETS
+
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the key and what was expected."""
@@ -76,10 +78,12 @@ def validate_config(config: dict) -> dict:
 def apply_proxy(config: dict) -> dict:
     """Replace ``config``'s experiments by those of ``proxy.from`` at proxy scale (see the schema's ``proxy``).
 
-    Each derived experiment keeps its name, models, methods, options, optimizer, schedule type and the paper
-    tables it reproduces; it runs on ``proxy.dataset`` (standing for the experiment's own data set, recorded as
-    ``paper_dataset``), for ``proxy.epochs`` epochs, with the first ``proxy.seeds`` seeds, and builds
-    ``proxy.architectures[model]`` in place of each model. Step milestones beyond the shortened run are dropped.
+        Each derived experiment keeps its name, models, methods, options, optimizer, schedule type and the paper
+        tables it reproduces; it runs on ``proxy.dataset`` (standing for the experiment's own data set, recorded as
+        ``paper_dataset``), for ``proxy.epochs`` epochs, with the first ``proxy.seeds`` seeds, and builds
+        ``proxy.architectures[model]`` in place of each model. Step milestones beyond the shortened run are dropped,
+    and so are image-folder crops (``augment.crop``, ``augment.lighting``) on an in-memory proxy data set (the
+    protocol check names the difference).
     """
     proxy = config["proxy"]
     base = load_config(proxy["from"])
@@ -92,6 +96,8 @@ def apply_proxy(config: dict) -> dict:
         exp["epochs"] = proxy["epochs"]
         exp["seeds"] = exp["seeds"][: proxy["seeds"]]
         exp["batch_size"] = proxy["batch_size"]
+        if proxy["dataset"] not in STREAMED_DATASETS:  # image-folder crops have no in-memory counterpart
+            exp["augment"] = {k: v for k, v in exp["augment"].items() if k not in ("crop", "lighting")}
         exp["schedule"]["milestones"] = [m for m in exp["schedule"]["milestones"] if m < proxy["epochs"]]
         exp["probes"]["every"] = 1
         exp["probes"]["batch"] = min(exp["probes"]["batch"], proxy["probe_batch"])
@@ -134,6 +140,14 @@ def check_names(config: dict) -> None:
             raise ConfigError(
                 f"experiments.{exp_name}.augment.pad: {exp['dataset']} uses random-resized crops, not "
                 "padding; set augment.pad: 0"
+            )
+        folder_only = {k: exp["augment"][k] for k in ("crop", "lighting") if k in exp["augment"]}
+        if not get_spec(exp["dataset"]).streamed and (
+            folder_only.get("crop", "random_resized") != "random_resized" or folder_only.get("lighting", 0)
+        ):
+            raise ConfigError(
+                f"experiments.{exp_name}.augment: crop and lighting are for image folders (imagenet); "
+                f"{exp['dataset']} uses pad and flip"
             )
         for model in [*exp["models"], *exp["architectures"].values()]:
             try:

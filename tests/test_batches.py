@@ -146,3 +146,81 @@ def test_imagenet_networks_train_by_name(imagenet_root, tiny_config, tmp_path, m
     cfg.update(epochs=1, image_size=75)
     train_run(cfg, tmp_path / "run", log=lambda m: None)
     assert read_records(tmp_path / "run" / "metrics.jsonl")[-1]["kind"] == "epoch"
+
+
+def test_pca_lighting_adds_the_principal_component_offset():
+    from normbench.training.batches import IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC, PCALighting
+
+    light = PCALighting(0.1)
+    offset = light.offset(torch.tensor([1.0, 0.0, 0.0]))
+    want = 255 * IMAGENET_PCA_EIGVAL[0] * torch.tensor([row[0] for row in IMAGENET_PCA_EIGVEC])
+    assert torch.allclose(offset, want)
+    image = torch.full((3, 4, 4), 100, dtype=torch.uint8)
+    torch.manual_seed(0)
+    shifted = light(image)
+    assert shifted.dtype == torch.float32 and not torch.equal(shifted, image.float())
+    assert torch.allclose(shifted - shifted[:, :1, :1], torch.zeros(3, 4, 4))  # one offset per channel
+    assert torch.equal(PCALighting(0.0)(image), image.float())
+    with pytest.raises(ValueError, match="lighting std"):
+        PCALighting(-0.1)
+
+
+def test_resize_random_crops_a_window_of_the_resized_square():
+    """Xie Sec. 5.4: a random 224 crop of the 256x256 image ([17]: shorter side 256, central square)."""
+    from torchvision.transforms import v2
+
+    from normbench.training.batches import folder_transforms
+
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    train, _ = folder_transforms(16, flip=False, crop="resize_random")
+    square = v2.Compose([v2.Resize(18, antialias=True), v2.CenterCrop(18), v2.PILToTensor()])(image)
+    seen = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        crop = train(image)
+        assert crop.shape == (3, 16, 16) and crop.dtype == torch.uint8
+        where = [
+            (i, j) for i in range(3) for j in range(3) if torch.equal(square[:, i : i + 16, j : j + 16], crop)
+        ]
+        assert where, "the crop is not a window of the 18x18 square"
+        seen.update(where)
+    assert len(seen) > 1  # the position is random
+    with pytest.raises(ValueError, match="augment.crop must be one of"):
+        folder_transforms(16, flip=False, crop="centre")
+
+
+def test_xie_imagenet_recipe_batches(imagenet_root):
+    data = load_dataset("imagenet", imagenet_root, image_size=16)
+    xie = {"pad": 0, "flip": True, "crop": "resize_random", "lighting": 0.1}
+    lit = _epoch(FolderBatches(data, torch.device("cpu"), 4, xie, preprocess="mean_rgb_scaled", workers=0), 3)
+    dark = _epoch(
+        FolderBatches(
+            data, torch.device("cpu"), 4, {**xie, "lighting": 0.0}, workers=0, preprocess="mean_rgb_scaled"
+        ),
+        3,
+    )
+    assert all(x.shape[1:] == (3, 16, 16) and x.dtype == torch.float32 for x, _ in lit)
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(lit, dark, strict=True))  # colour offsets
+    assert abs(torch.cat([x for x, _ in dark]).mean().item()) < 0.017 * 40  # mean RGB subtracted, x 0.017
+
+
+def test_mean_rgb_scaled_subtracts_the_mean_and_scales_by_0_017():
+    from normbench.training.data import MEAN_RGB_SCALE, Preprocessor
+
+    data = load_dataset("digits", image_size=8)
+    pre = Preprocessor(data, "mean_rgb_scaled")
+    at_mean = torch.full((1, 1, 8, 8), 255.0 * data.mean[0])
+    assert torch.allclose(pre(at_mean), torch.zeros(1, 1, 8, 8), atol=1e-5)
+    assert torch.allclose(pre(at_mean + 10), torch.full((1, 1, 8, 8), 10 * MEAN_RGB_SCALE), atol=1e-5)
+
+
+def test_folder_crops_are_refused_for_tensor_data(tiny_config):
+    data = load_dataset("digits", image_size=8)
+    with pytest.raises(ValueError, match="augment.crop and augment.lighting are for image folders"):
+        TensorBatches(data, torch.device("cpu"), 8, {"pad": 1, "flip": True, "lighting": 0.1})
+    tiny_config["experiments"]["gap"]["augment"] = {"crop": "resize_random"}
+    with pytest.raises(
+        ConfigError, match=r"experiments.gap.augment: crop and lighting are for image folders"
+    ):
+        validate_config(tiny_config)

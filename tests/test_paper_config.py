@@ -92,3 +92,23 @@ def test_proxy_runs_record_their_stand_in(repo, monkeypatch, tmp_path):
     diffs = protocol_differences(ref, [Run(tmp_path, cfg, [])])
     assert "architecture preact_resnet20 in place of preact_resnet1001" in diffs
     assert any("data set digits" in d for d in diffs)
+
+
+def test_paper_config_runs_every_recipe_as_the_papers_state_it(repo, monkeypatch):
+    """Issue 16: every experiment of config/paper.yaml trains with the recipe (batch, optimizer, lr, momentum,
+    Nesterov, weight decay, init, preprocessing, augmentation) of every protocol it reproduces, on its own
+    data set: a difference here would make its verdicts PROXY before a single run."""
+    from normbench.config import run_config, run_specs
+    from normbench.references import load_recipes, resolve_recipe
+    from normbench.verdicts.protocol import recipe_differences
+
+    monkeypatch.chdir(repo)
+    config = load_config("config/paper.yaml")
+    recipes = load_recipes()
+    differences = set()
+    for spec in run_specs(config):
+        cfg = run_config(config, spec)
+        for key in config["experiments"][spec.experiment]["reproduces"]:
+            for d in recipe_differences(cfg, resolve_recipe(recipes.get(key, {}), cfg["dataset"])):
+                differences.add(f"{spec.experiment} vs {key}: {d}")
+    assert not differences, "\n".join(sorted(differences))

@@ -12,7 +12,7 @@ import yaml
 from test_claims import Runs, _claim, _eval
 from test_compare import _ref
 
-from normbench.references import ReferenceError, parse_reference_file
+from normbench.references import ReferenceError, load_claims, parse_reference_file
 from normbench.verdicts import DEVIATES, NOT_RUN, REPRODUCED, chi2_sd_interval, t_quantile
 from normbench.verdicts.claims import Sample, compare_less
 from normbench.verdicts.numbers import compare, compare_one, decide, verdict_counts
@@ -364,3 +364,36 @@ def test_a_cited_architecture_row_says_it_is_not_built():
     assert cited
     row = compare_one(cited[0], [])
     assert row["verdict"] == NOT_RUN and "cited architecture" in row["rule"] and "None" not in row["rule"]
+
+
+def test_image_folder_crops_are_named_in_the_protocol():
+    from normbench.verdicts.protocol import recipe_differences
+
+    xie = {"augment": "crop224_flip_color", "preprocess": "mean_rgb_scaled", "batch_size": 256}
+    ours = {"dataset": "imagenet", "image_size": 224, "batch_size": 128, "augment": {"pad": 0, "flip": True}}
+    assert sorted(recipe_differences(ours, xie)) == [
+        "augment rrcrop_flip (paper: crop224_flip_color)",
+        "batch_size 128 (paper: 256)",
+        "preprocess per_channel (paper: mean_rgb_scaled)",
+    ]
+    faithful = {
+        **ours,
+        "batch_size": 256,
+        "preprocess": "mean_rgb_scaled",
+        "augment": {"pad": 0, "flip": True, "crop": "resize_random", "lighting": 0.1},
+    }
+    assert recipe_differences(faithful, xie) == []
+    # a tensor data set never names a crop of its own: the default crop key in its config is ignored
+    assert (
+        recipe_differences(
+            {"dataset": "cifar10", "augment": {"pad": 4, "flip": True}}, {"augment": "pad4_crop_flip"}
+        )
+        == []
+    )
+
+
+def test_a_claim_pooling_data_sets_holds_each_subject_to_its_own_recipe():
+    """Oyedotun's Table I claims pool MNIST (no augmentation) with CIFAR (the cited standard one)."""
+    claim = next(c for c in load_claims() if c.key == "oyedotun2020/plain_does_not_learn")
+    assert claim.recipe_for("mnist")["augment"] == "none"
+    assert claim.recipe_for("cifar10")["augment"] == "cited"

@@ -8,7 +8,8 @@ name, units, the paper's statistic over runs, the number of runs and the protoco
 Each protocol may carry a ``recipe``: the training recipe as the paper's text states it (:data:`RECIPE_KEYS`,
 each ``None`` where the paper is silent). Entries and claims inherit it as ``recipe``, a plain dict, with any
 per-data-set value (``{cifar10: 64, cifar100: 128}``) resolved for the entry's (the claim's protocol's) data
-set; an empty dict where the protocol has no recipe.
+set; an empty dict where the protocol has no recipe. A claim that pools data sets holds each subject to the
+recipe of its own data set (:meth:`Claim.recipe_for`).
 
 Each claim is a qualitative statement of a paper with a named check from a fixed vocabulary and the
 arguments that check needs (models, methods, metric, thresholds). :func:`load_claims` returns them flat.
@@ -123,6 +124,12 @@ class Claim:
     source: str = ""
     config_only: bool = False
     recipe: dict[str, Any] = field(default_factory=dict)
+    recipe_block: dict[str, Any] = field(default_factory=dict)
+    """The protocol's recipe unresolved: per-data-set values stay mappings (:meth:`recipe_for`)."""
+
+    def recipe_for(self, dataset: str) -> dict[str, Any]:
+        """The recipe a subject on ``dataset`` is held to (a claim may pool data sets of one table)."""
+        return resolve_recipe(self.recipe_block, dataset)
 
     @property
     def key(self) -> str:
@@ -272,6 +279,7 @@ def parse_claims_file(path: str | Path) -> list[Claim]:
                 source=doc["source"],
                 config_only=proto.get("config_only", False),
                 recipe=_recipe(proto, proto["dataset"]),
+                recipe_block=dict(proto.get("recipe") or {}),
             )
         )
     return out
@@ -285,3 +293,20 @@ def load_references(paths: list[str | Path] | None = None) -> list[Reference]:
 def load_claims(paths: list[str | Path] | None = None) -> list[Claim]:
     """Every claim of every paper file (or of ``paths``), in file order."""
     return [claim for p in (paths or reference_files()) for claim in parse_claims_file(p)]
+
+
+def load_recipes(paths: list[str | Path] | None = None) -> dict[str, dict[str, Any]]:
+    """``{<paper>/<table>: recipe block}`` of every protocol with a recipe (per-data-set values unresolved;
+    :func:`resolve_recipe`). What the config check holds each experiment to, figures without numbers too."""
+    out = {}
+    for p in paths or reference_files():
+        doc = _load_document(p)
+        for table, proto in doc["protocols"].items():
+            if proto.get("recipe"):
+                out[f"{doc['paper']}/{table}"] = dict(proto["recipe"])
+    return out
+
+
+def resolve_recipe(recipe: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """``recipe`` with its per-data-set values (mappings) resolved for ``dataset``."""
+    return _recipe({"recipe": recipe}, dataset)

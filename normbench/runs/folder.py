@@ -154,6 +154,10 @@ DATASET_SHAPES: dict[str, tuple[int, int]] = {
 """(classes, input channels) of every data set a run can name: the one source of these facts, read by the
 data loaders (:mod:`normbench.training.data`), the structure rows and the claims' chance levels."""
 
+STREAMED_DATASETS = frozenset({"imagenet"})
+"""Data sets read from image folders batch by batch (crops, no padding) rather than held in memory: read by
+the loaders and by the protocol check (which names their crop)."""
+
 
 METRICS = (
     "final_test_error",

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from normbench.runs.folder import DATASET_SHAPES
+from normbench.runs.folder import DATASET_SHAPES, STREAMED_DATASETS
 
 
 class DataError(RuntimeError):
@@ -112,7 +112,7 @@ class DatasetSpec:
     @property
     def streamed(self) -> bool:
         """Read from image folders batch by batch (:class:`FolderData`) instead of held in memory."""
-        return self.loader is None
+        return self.name in STREAMED_DATASETS
 
 
 def _digits(root: Path, download: bool, image_size: int | None):

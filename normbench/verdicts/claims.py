@@ -895,7 +895,7 @@ def protocol_differences(claim: Claim, runs_of: Mapping[str, list[Run]], subject
             continue
         want = subject_dataset(s, claim.dataset)
         for d in check_protocol(
-            runs, dataset=want, epochs=claim.epochs, runs_wanted=claim.runs, recipe=claim.recipe
+            runs, dataset=want, epochs=claim.epochs, runs_wanted=claim.runs, recipe=claim.recipe_for(want)
         ):
             if d not in diffs:
                 diffs.append(d)

@@ -15,18 +15,28 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from normbench.runs.folder import STREAMED_DATASETS
+
 
 def _precision(cfg: dict[str, Any]) -> str:
     return (cfg.get("engine") or {}).get("precision", "fp32")
 
 
-def augment_name(augment: dict[str, Any] | None) -> str:
-    """A run's augmentation in the reference files' words: ``pad4_crop_flip``, ``pad4_crop``, ``flip`` or
-    ``none``."""
+def augment_name(augment: dict[str, Any] | None, image_size: int | None = None) -> str:
+    """A run's augmentation in the reference files' words, parts joined by ``_``: ``pad4_crop`` (a random
+    translation by up to 4 px), ``crop224`` (a uniform random 224 crop of the 256-resized image,
+    ``augment.crop: resize_random``), ``rrcrop`` (a random-resized crop, the image folders' default),
+    ``flip``, ``color`` (PCA lighting); ``none`` when there is none. E.g. ``pad4_crop_flip``,
+    ``crop224_flip_color``. ``image_size`` names the crop of image-folder runs (None: a tensor data set)."""
     augment = augment or {}
     parts = [f"pad{augment['pad']}_crop"] if augment.get("pad") else []
+    if image_size is not None:
+        crop = augment.get("crop", "random_resized")
+        parts.append(f"crop{image_size}" if crop == "resize_random" else "rrcrop")
     if augment.get("flip", False):
         parts.append("flip")
+    if augment.get("lighting", 0):
+        parts.append("color")
     return "_".join(parts) or "none"
 
 
@@ -45,7 +55,10 @@ def run_recipe(cfg: dict[str, Any]) -> dict[str, Any]:
         if "ortho_init" in str(cfg.get("method", "")).split("+")
         else cfg.get("init", "he"),
         "preprocess": cfg.get("preprocess", "per_channel"),
-        "augment": augment_name(cfg.get("augment")),
+        "augment": augment_name(
+            cfg.get("augment"),
+            cfg.get("image_size") or 224 if cfg.get("dataset") in STREAMED_DATASETS else None,
+        ),
     }
 
 
