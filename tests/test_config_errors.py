@@ -71,6 +71,9 @@ def test_missing_cifar_data_stops_a_run_and_warns_a_dry_run(work):
     rc, out = _run(work, "cifar.yaml", None, "-n")
     assert rc == 0, out[-3000:]
     assert "warning: " in out and "no_such_root/cifar-10-batches-py" in out, out[:2000]
+    # so do the other commands that only plan (the smoke-all test lists the paper plan with --summary)
+    rc, out = _run(work, "cifar.yaml", None, "--summary")
+    assert rc == 0 and "warning: " in out and "update pending" in out, out[-3000:]
 
 
 def test_digits_needs_no_data(work):

@@ -176,6 +176,8 @@ def test_paper_config_sets_the_papers_protocols(repo):
             assert (exp["init"], exp["preprocess"]) == ("orthogonal", "none"), name
         elif name.startswith("xie2017") and exp["dataset"] != "imagenet":
             assert (exp["init"], exp["preprocess"]) == ("he", "per_pixel"), name
+        elif name.startswith("xie2017"):  # Sec. 5.4: "(x - 255 * mean) * 0.017" on ImageNet
+            assert (exp["init"], exp["preprocess"]) == ("he", "mean_rgb_scaled"), name
         else:
             assert (exp["init"], exp["preprocess"]) == ("he", "per_channel"), name
 

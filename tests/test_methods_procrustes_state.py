@@ -346,3 +346,12 @@ def test_a_trained_run_records_the_state_per_layer_and_epoch(tiny_config, monkey
     assert recs["trans.weight"]["relu_after"] and recs["stem.weight"]["alternate_passes"] <= 50
     for e in recs["stem.weight"]["epochs"]:
         assert math.isfinite(e["zero_padded_min"]) and math.isfinite(e["alternate_residual"])
+    # the metrics log holds the same state after each epoch's record, as schema-checked procrustes_state records
+    from normbench.runs.folder import read_records
+
+    log = read_records(tmp_path / "run" / "metrics.jsonl")
+    kinds = [r["kind"] for r in log]
+    assert kinds == ["epoch", "procrustes_state", "epoch", "procrustes_state"], kinds
+    states = [r for r in log if r["kind"] == "procrustes_state"]
+    assert [r["epoch"] for r in states] == [1, 2]
+    assert {"epoch": 2, **states[1]["layers"]["stem.weight"]} == recs["stem.weight"]["epochs"][1]

@@ -36,7 +36,7 @@ def write_run(
     """A run folder: epoch records (``steps`` per epoch, learning rates ``lrs``), probe records ``probes``
     (epoch -> probes; epoch 0 is the initialisation record), optional record iterations."""
     n = len(lrs) if lrs else max([1, *(probes or {})])
-    recs = epoch_records([50.0 - i for i in range(n)], [test_error + 0.5 * seed] * n)
+    recs = epoch_records([max(50.0 - i, 0.0) for i in range(n)], [test_error + 0.5 * seed] * n)
     for r, lr in zip(recs, lrs or [0.1] * n):
         r["lr"], r["steps"] = lr, steps
     records = []
@@ -327,7 +327,7 @@ def test_xie_fig4_records_at_iterations(tmp_path):
     data = saved(
         probe_figures.plot_backward_profile(runs, tmp_path / "fig4", "xie", {"iterations": [200, 2000]})
     )
-    assert "EPOCH RESOLUTION" not in data["title"] and "probe records at iterations" in data["title"]
+    assert "EPOCH RESOLUTION" not in data["title"] and "probes recorded every 250 iterations" in data["title"]
     assert [p["title"].split(" (")[1] for p in data["panels"]] == [
         "record: it. 257, epoch 1)",
         "record: it. 2007, epoch 8)",

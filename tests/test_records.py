@@ -67,3 +67,19 @@ def test_a_bad_record_is_refused_with_its_place_and_field(record, message):
     with pytest.raises(RecordError) as err:
         check_record(record, "run/metrics.jsonl:7")
     assert str(err.value).startswith("run/metrics.jsonl:7: ") and message in str(err.value), str(err.value)
+
+
+def test_the_run_folder_reader_checks_every_record(tmp_path):
+    """read_records refuses a schema-invalid line (not only a non-JSON one), naming file and line."""
+    from normbench.runs.folder import read_records
+    from normbench.runs.records import record_line
+
+    good = epoch_records([1.0, 0.9], [2.0, 1.9])
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(record_line(r) for r in good))
+    assert read_records(path) == good
+    path.write_text(
+        record_line(good[0]) + json.dumps({"kind": "epohc", "epoch": 2}) + "\n" + record_line(good[1])
+    )
+    with pytest.raises(RecordError, match=r"metrics.jsonl:2: unknown record kind 'epohc'"):
+        read_records(path)

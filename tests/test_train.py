@@ -105,3 +105,37 @@ def test_checkpoint_is_the_evaluated_model(one_run, tmp_path):
     last = [r for r in read_records(out / "metrics.jsonl") if r["kind"] == "epoch"][-1]
     assert again["test_error"] == last["test_error"]
     assert again["test_loss"] == pytest.approx(last["test_loss"], abs=1e-6)
+
+
+@pytest.mark.parametrize("engine", ["eager", "fast"])
+def test_probes_on_an_iteration_schedule(one_run, tmp_path, engine):
+    """``iterations`` and ``every_iterations`` add probe records right after those steps, inside their epoch,
+    each with its iteration; the epoch-schedule readers (claims, epoch curves) do not see them, the iteration
+    readers (Xie Figs. 3-4) see both, in iteration order, once per iteration."""
+    from normbench.outputs.probe_figures import _resolution_note, probe_iterations
+    from normbench.runs.folder import load_run
+
+    one_run["engine"] = {"name": engine}
+    one_run["probes"] = {
+        "names": ["backward_moments"],
+        "every": 2,
+        "iterations": [3],
+        "every_iterations": 5,
+        "batch": 16,
+        "options": {},
+    }
+    train_run(one_run, tmp_path / "it", log=lambda m: None)
+    run = load_run(tmp_path / "it" / "metrics.jsonl")
+    steps = [r["steps"] for r in run.records if r["kind"] == "epoch"]
+    total = sum(steps)
+    assert total > 10, steps
+    want = sorted({3, *range(5, total + 1, 5)})
+    at_it = [r for r in run.probes("backward_moments", iterations=True) if "iteration" in r]
+    assert [r["iteration"] for r in at_it] == want
+    # each record sits inside the epoch that was running: epoch e covers steps (sum of earlier, sum up to e]
+    ends = [sum(steps[:e]) for e in range(1, len(steps) + 1)]
+    assert all(r["epoch"] == next(e for e, end in enumerate(ends, 1) if r["iteration"] <= end) for r in at_it)
+    assert [r["epoch"] for r in run.probes("backward_moments")] == [0, 2]
+    its = [it for _, it, _ in probe_iterations(run, "backward_moments")]
+    assert its == sorted(set(its)) and set(want) | {0} <= set(its), its
+    assert _resolution_note([run], "backward_moments") == "probes recorded at named iterations"

@@ -48,8 +48,7 @@ class Composite(Method):
             p.after_step(model, step)
 
     def after_epoch(self, model, epoch):
-        for p in self.parts:
-            p.after_epoch(model, epoch)
+        return [rec for p in self.parts for rec in (p.after_epoch(model, epoch) or [])]
 
     def finalize(self, model):
         return [rec for p in self.parts for rec in p.finalize(model)]

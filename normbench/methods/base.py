@@ -52,8 +52,9 @@ class Method:
     def after_step(self, model: nn.Module, step: int) -> None:
         """Called after every optimizer step; ``step`` counts from 0 over the whole run."""
 
-    def after_epoch(self, model: nn.Module, epoch: int) -> None:
-        """Called at the end of every epoch; ``epoch`` counts from 1."""
+    def after_epoch(self, model: nn.Module, epoch: int) -> list[dict[str, Any]] | None:
+        """Called at the end of every epoch; ``epoch`` counts from 1. Returns the records (if any) the trainer
+        appends to the run's metrics log after the epoch's record (e.g. ``procrustes_state``)."""
 
     def finalize(self, model: nn.Module) -> list[dict[str, Any]]:
         """Leave the model satisfying its constraints; return one record per constrained parameter."""

@@ -783,11 +783,14 @@ class ProcrustesProjection(Method):
         layers = {f"{n}.weight": self.layer_state(model, n, m) for n, m in self.layers(model)}
         return {"kind": "procrustes_state", "epoch": epoch, "layers": layers}
 
-    def after_epoch(self, model: nn.Module, epoch: int) -> None:
-        """Every ``record_every`` epochs: append :meth:`state_record` to ``history`` (kept in the state dict)."""
+    def after_epoch(self, model: nn.Module, epoch: int) -> list[dict[str, Any]]:
+        """Every ``record_every`` epochs: append :meth:`state_record` to ``history`` (kept in the state dict)
+        and return it, for the trainer to log."""
         if self.record_every > 0 and epoch % self.record_every == 0:
             with torch.no_grad():
                 self.history.append(self.state_record(model, epoch))
+            return [self.history[-1]]
+        return []
 
     def _finalize_layer(self, model: nn.Module, name: str, m: ProjectedConv2d) -> None:
         """The end-of-training projection: exact project-then-truncate passes (none under ``official``)."""

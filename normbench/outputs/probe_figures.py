@@ -66,11 +66,10 @@ def variant(run: Run, strip_depth: bool = False) -> str:
 
 
 def probe_records(runs: list[Run], name: str):
-    """Yield (run, epoch, probe result) for every probe record of ``name``."""
+    """Yield (run, epoch, probe result) for every epoch-schedule probe record of ``name``."""
     for run in runs:
-        for rec in run.records:
-            if rec.get("kind") == "probe" and name in rec.get("probes", {}):
-                yield run, rec["epoch"], rec["probes"][name]
+        for rec in run.probes(name):
+            yield run, rec["epoch"], rec["probes"][name]
 
 
 def last_probe(runs: list[Run], name: str):
@@ -453,7 +452,8 @@ def probe_iterations(run: Run, name: str):
     """Yield (epoch, iteration, result) of every ``name`` probe record of ``run``. The iteration is the
     record's own ``iteration`` where the trainer wrote one (an iteration schedule), else the training steps
     of the epochs up to the record's (the epoch records' ``steps``; 0 at the initialisation record), else
-    ``None``."""
+    ``None``. In iteration order; of two records at the same iteration (an iteration-schedule record at an
+    epoch's last step and that epoch's own record) only the first is kept."""
     steps, total, known = {}, 0, True
     for rec in run.records:
         if rec.get("kind") == "epoch":
@@ -462,35 +462,32 @@ def probe_iterations(run: Run, name: str):
             else:
                 known = False
             steps[rec["epoch"]] = total if known else None
-    for rec in run.records:
-        if rec.get("kind") == "probe" and name in rec.get("probes", {}):
-            if rec.get("iteration") is not None:
-                it = int(rec["iteration"])
-            elif rec["epoch"] == 0:
-                it = 0
-            else:
-                it = steps.get(rec["epoch"])
-            yield rec["epoch"], it, rec["probes"][name]
+    seen = set()
+    for rec in run.probes(name, iterations=True):
+        if rec.get("iteration") is not None:
+            it = int(rec["iteration"])
+        elif rec["epoch"] == 0:
+            it = 0
+        else:
+            it = steps.get(rec["epoch"])
+        if it is not None and it in seen:
+            continue
+        seen.add(it)
+        yield rec["epoch"], it, rec["probes"][name]
 
 
 def _resolution_note(runs: list[Run], name: str) -> str:
     """How finely the probe was sampled: per iteration record, or per epoch (the papers' iterations are then
     the steps of the epochs up to each record)."""
-    own = any(
-        rec.get("kind") == "probe" and name in rec.get("probes", {}) and rec.get("iteration") is not None
-        for r in runs
-        for rec in r.records
+    own = sorted(
+        {rec["iteration"] for r in runs for rec in r.probes(name, iterations=True) if "iteration" in rec}
     )
     if own:
-        return "probe records at iterations"
-    every = sorted(
-        {
-            rec["epoch"]
-            for r in runs
-            for rec in r.records
-            if rec.get("kind") == "probe" and name in rec.get("probes", {})
-        }
-    )
+        gaps = sorted({b - a for a, b in zip(own, own[1:])})
+        return "probes recorded " + (
+            f"every {gaps[0]} iterations" if len(gaps) == 1 else "at named iterations"
+        )
+    every = sorted({rec["epoch"] for r in runs for rec in r.probes(name)})
     gaps = sorted({b - a for a, b in zip(every, every[1:])})
     step = f"every {gaps[0]} epoch{'s' if gaps[0] != 1 else ''}" if len(gaps) == 1 else "per epoch"
     return f"EPOCH RESOLUTION: probes recorded {step} (iteration = training steps up to the record)"

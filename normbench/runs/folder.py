@@ -24,7 +24,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from normbench.runs.records import record_line
+from normbench.runs.records import check_record, record_line
 
 
 def with_filename(err: OSError, path: str | Path) -> OSError:
@@ -57,18 +57,22 @@ def append_record(path: str | Path, record: dict[str, Any]) -> None:
 def read_records(path: str | Path, allow_partial_last: bool = True) -> list[dict[str, Any]]:
     """Read a metrics log; any bad line is an error naming the file and line, except, with
     ``allow_partial_last`` (a log being written or resumed), a truncated last line (a killed writer), which is
-    ignored. A finished run's log is read with ``allow_partial_last=False`` (:func:`load_run`)."""
+    ignored. A finished run's log is read with ``allow_partial_last=False`` (:func:`load_run`). Every record is
+    checked against the record schema (:func:`~normbench.runs.records.check_record`): a record of an unknown
+    kind or with a wrong field is a :class:`~normbench.runs.records.RecordError` naming file, line and field."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     records = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as err:
             if allow_partial_last and i == len(lines) - 1:
                 break
             raise ValueError(f"{path}:{i + 1}: not a JSON record ({err})") from err
+        check_record(record, f"{path}:{i + 1}")
+        records.append(record)
     return records
 
 
@@ -184,6 +188,18 @@ class Run:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.config["experiment"], self.config["model"], self.config["method"])
+
+    def probes(self, name: str, iterations: bool = False) -> list[dict[str, Any]]:
+        """The run's probe records holding probe ``name``, in log order: those of the epoch schedule (epoch 0
+        and every ``probes.every`` epochs), plus, with ``iterations``, those of the iteration schedule (the
+        records with an ``"iteration"``, taken inside their epoch)."""
+        return [
+            r
+            for r in self.records
+            if r.get("kind") == "probe"
+            and name in (r.get("probes") or {})
+            and (iterations or r.get("iteration") is None)
+        ]
 
 
 def load_run(metrics_path: str | Path) -> Run:

@@ -28,6 +28,8 @@ either engine. The evaluation records test loss, top-1 and top-5 error.
 
 Probes (``cfg["probes"]["names"]``, :mod:`normbench.probes`) are recorded at epoch 0 (initialisation) and
 every ``every`` epochs after the evaluation, as ``{"kind": "probe", "epoch", "probes", "seconds"}`` records,
+and, on an iteration schedule (``iterations``: a list; ``every_iterations``: a period; both off by default),
+right after those training steps inside the epoch, with the record's ``"iteration"`` (steps from 1 over the run),
 on one fixed batch: the first ``batch`` images of a permutation seeded with 0 (the same images for every
 seed and model), normalised, not augmented, with the model in train mode (batch statistics, as during the
 training step the probes describe); the probes restore the BN running statistics they touch.
@@ -183,10 +185,22 @@ def eval_health(test_loss: float, num_classes: int) -> str | None:
     return None
 
 
-def _probe_record(model: nn.Module, batch, probes: dict[str, Any], epoch: int) -> dict[str, Any]:
+def probe_due(probes: dict[str, Any], iteration: int) -> bool:
+    """Whether the probes' iteration schedule (``iterations``, ``every_iterations``) asks for a record after
+    training iteration ``iteration`` (counted from 1 over the whole run)."""
+    every = probes.get("every_iterations", 0)
+    return iteration in probes.get("iterations", ()) or (every > 0 and iteration % every == 0)
+
+
+def _probe_record(
+    model: nn.Module, batch, probes: dict[str, Any], epoch: int, iteration: int | None = None
+) -> dict[str, Any]:
     model.train()
     result = record_probes(model, batch, probes["names"], probes["options"])
-    return {"kind": "probe", "epoch": epoch, **result}
+    rec = {"kind": "probe", "epoch": epoch, **result}
+    if iteration is not None:  # an iteration-schedule record, taken inside epoch ``epoch``
+        rec["iteration"] = iteration
+    return rec
 
 
 PACK_KEYS_FREE = ("seed",)  # what may differ between the members of a pack
@@ -580,6 +594,8 @@ def _epoch(r: _Run, epoch: int, batches, pbatch) -> Generator[None, None, None]:
     for n, (xb, yb) in enumerate(epoch_batches, 1):
         if not r.stepper.step(xb, yb):
             break
+        if pbatch is not None and probe_due(cfg["probes"], r.stepper.step_count):
+            r.append(_probe_record(r.model, pbatch, cfg["probes"], epoch, r.stepper.step_count))
         fault_point("step", r.out, epoch=epoch, step=n)
         yield
     stats = r.stepper.end_epoch()
@@ -613,7 +629,7 @@ def _evaluate_epoch(r: _Run, epoch: int, lr: float, stats, t0: float, batches, p
     is the model saved in ``checkpoint.pt``); the evaluation (fault point ``evaluated``); an ``eval_health``
     record when the test loss is unhealthy (:func:`eval_health`); the epoch record; the probes."""
     train_seconds = time.time() - t0
-    r.method.after_epoch(r.model, epoch)
+    method_records = r.method.after_epoch(r.model, epoch) or []
     if epoch == r.cfg["epochs"]:
         r.constraints = r.method.finalize(r.model)
     test = evaluate(r.model, batches.test_batches())
@@ -634,6 +650,8 @@ def _evaluate_epoch(r: _Run, epoch: int, lr: float, stats, t0: float, batches, p
         "step_seconds": train_seconds / max(stats.steps, 1),
     }
     r.append(rec)
+    for extra in method_records:  # the constraint's state after the epoch (procrustes_state)
+        r.append(extra)
     probes = r.cfg["probes"]
     if pbatch is not None and epoch % probes["every"] == 0:
         r.append(_probe_record(r.model, pbatch, probes, epoch))

@@ -217,7 +217,8 @@ def _baseline(subject: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _probe_records(run: Run, name: str) -> list[dict[str, Any]]:
-    return [r for r in run.records if r.get("kind") == "probe" and name in (r.get("probes") or {})]
+    """The epoch-schedule records of probe ``name`` (the claims' epoch windows are in epochs)."""
+    return run.probes(name)
 
 
 def _in_epochs(epoch: Any, epochs: list[int] | None) -> bool:

@@ -53,8 +53,22 @@ def missing_data() -> list[str]:
     return missing
 
 
+# Commands that plan and run nothing: missing data is a warning for them, not an error. Snakemake parses the
+# Snakefile before it knows the command, so beyond the dry-run flag (set before parsing; workflow.dryrun is not)
+# this reads the command line.
+PLANNING_OPTIONS = ("--summary", "--detailed-summary", "--list", "--list-rules", "--list-target-rules", "--dag",
+                    "--rulegraph", "--filegraph", "--d3dag", "--lint", "--list-changes")
+
+
+def planning_only() -> bool:
+    if getattr(workflow.output_settings, "dryrun", False):
+        return True
+    args = sys.argv[1:]
+    return any(a.split("=")[0] in PLANNING_OPTIONS or a in ("-S", "-D", "-l", "--lt") for a in args)
+
+
 if workflow.is_main_process and missing_data():
-    _dry = bool(getattr(workflow.output_settings, "dryrun", False))  # set before parsing; workflow.dryrun is not
+    _dry = planning_only()
     print(
         f"{'warning: ' if _dry else ''}{', '.join(CONFIG_FILES)}: data not found under data.root "
         f"{CONFIG['data']['root']!r}:\n  " + "\n  ".join(missing_data()),
