@@ -1,4 +1,4 @@
-"""The model registry: every network of the five papers, built, run, counted and checked against the papers.
+"""The model registry: every network of the four papers, built, run, counted and checked against the papers.
 
 Default run: forward/backward of every CIFAR-style network on tiny batches (16x16, 1 channel: the smoke
 pipeline's digits; 28x28 for the MNIST networks; 8x8 forward), parameter counts and depths of all networks

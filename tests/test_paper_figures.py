@@ -407,3 +407,65 @@ def test_paper_config_plans_the_paper_figures(repo):
     fig6 = out[: out.index("output: results/paper/figures/xie2017/fig6.png")].rsplit("input:", 1)[1]
     assert "imagenet_resnet34_xie/none/seed0/checkpoint.pt" in fig6
     assert """--layout '{"depth": 34}'""" in next(c for c in commands if "figures/xie2017/fig6 " in c)
+
+
+# ------------------------------------------------------------------ Oyedotun et al., Figs. 5-10, A1-A6
+
+
+def unit_probe(seed: int, scale: float) -> dict:
+    """activation_dist / weight_dist records as the probes write them: the first and last weight layers."""
+    out = {}
+    for name in ("activation_dist", "weight_dist"):
+        layers = []
+        for idx, lname in ((0, "stem"), (163, "fc")):
+            width = scale * (1 + seed) * (100.0 if idx == 0 else 1.0)
+            edges = [-width + 2 * width * i / 4 for i in range(5)]
+            layers.append(
+                {
+                    "name": lname,
+                    "layer_index": idx,
+                    "range": 2 * width,
+                    "histogram": {"counts": [1, 3, 5, 1], "edges": edges, "normalized": False, "n": 10},
+                }
+            )
+        out[name] = layers
+    return out
+
+
+def test_oyedotun_unit_figures_one_model_a_panel_per_layer(tmp_path):
+    """Fig. 5 is PlainNet's activations on MNIST: only that model's runs, a panel per recorded layer (first,
+    last), a histogram line per seed whose fractions sum to 1, the layer's range in the panel title; the
+    figure title names Fig. 5 alone."""
+    for model, scale in (("convnet164", 1e4), ("resnet164", 1.0)):
+        for seed in (0, 1):
+            write_run(tmp_path, "oy", model, seed, probes={3: unit_probe(seed, scale)}, paper_dataset="mnist")
+    runs = load_runs([tmp_path])
+    assert probe_figures.OYEDOTUN_UNIT_FIGURES["fig5"] == ("mnist", "convnet164", "activation_dist")
+    assert probe_figures.OYEDOTUN_UNIT_FIGURES["figA4"] == ("cifar10", "resnet164", "weight_dist")
+    data = saved(
+        probe_figures.PROBE_FIGURES["unit_distribution"](
+            runs, tmp_path / "fig5", "oyedotun2020/fig5", {"model": "convnet164", "probe": "activation_dist"}
+        )
+    )
+    assert data["title"].startswith("Oyedotun et al. 2020, Fig. 5") and "convnet164" in data["title"]
+    first, last = data["panels"]
+    assert first["title"] == "layer 1 (stem): range 4e+06" and last["title"] == "layer 164 (fc): range 4e+04"
+    for panel in (first, last):
+        lines = finite_lines(panel)
+        assert [line["label"] for line in lines] == ["seed 0", "seed 1"]
+        for line in lines:
+            assert sum(line["y"][:-1]) == pytest.approx(1.0)
+    # weights of the other model: its own range
+    data = saved(
+        probe_figures.plot_unit_distribution(
+            runs, tmp_path / "fig8", "oyedotun2020/fig8", {"model": "resnet164", "probe": "weight_dist"}
+        )
+    )
+    assert data["panels"][0]["title"] == "layer 1 (stem): range 400"
+    # a model without records: one panel saying so, not a blank figure
+    data = saved(
+        probe_figures.plot_unit_distribution(
+            runs, tmp_path / "f9", "oyedotun2020/fig9", {"model": "resnext164"}
+        )
+    )
+    assert [p["notes"] for p in data["panels"]] == [["no records"]]

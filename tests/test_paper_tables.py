@@ -311,3 +311,23 @@ def test_workflow_plans_a_paper_table_per_reference_table(tmp_path):
     refs = load_references()
     assert planned == {(r.paper, r.table) for r in refs} | {("baselines",)}
     assert len(files) == 3 * len(planned)
+
+
+def test_report_embeds_each_papers_figures_in_the_papers_order(tmp_path):
+    """figures/<paper>/<figure>.png go under their paper, Fig. 2 before Fig. 10, appendix figures last; a paper
+    without figures gets no empty heading."""
+    from normbench.outputs.report import paper_figures_section
+
+    folder = tmp_path / "figures" / "oyedotun2020"
+    folder.mkdir(parents=True)
+    for stem in ("figA1", "fig10", "fig2", "fig11"):
+        (folder / f"{stem}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + stem.encode())
+    parts = paper_figures_section(tmp_path, "oyedotun2020")
+    assert parts[0] == "<h3>Figures</h3>"
+    assert [p.split('alt="')[1].split('"')[0] for p in parts[1:]] == [
+        "fig2.png",
+        "fig10.png",
+        "fig11.png",
+        "figA1.png",
+    ]
+    assert paper_figures_section(tmp_path, "jia2017") == []

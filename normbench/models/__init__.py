@@ -1,4 +1,4 @@
-"""Model registry: every network of the five papers, by name.
+"""Model registry: every network of the four papers, by name.
 
 ``build_model(name, num_classes, in_channels)`` builds one; ``MODELS`` maps names to :class:`ModelInfo`.
 Registration happens in :mod:`normbench.models.zoo`, imported here so the registry is always complete.

@@ -1,4 +1,4 @@
-"""Registration of every network the five papers train, with the paper's table/figure, depth and count.
+"""Registration of every network the four papers train, with the paper's table/figure, depth and count.
 
 Paper keys: zaeemzadeh2020 (ProcResNet), jia2017 (SVB/BBN), oyedotun2020 (skip connections study),
 xie2017 (orthonormality and modulation).

@@ -263,7 +263,7 @@ PAPER_FIGURES: dict[str, tuple[str, ...]] = {
 
 @functools.cache
 def _protocol_labels(paper: str) -> dict[str, str]:
-    """The labels of a paper's protocols in ``normbench/references/<paper>.yaml`` (``fig5`` -> ``Fig. 5-7``)."""
+    """The labels of a paper's protocols in ``normbench/references/<paper>.yaml`` (``fig5`` -> ``Figs. 5-10``)."""
     import yaml
 
     try:

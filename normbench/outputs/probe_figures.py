@@ -20,7 +20,9 @@ and writes PNG, PDF and the JSON of what it drew (:func:`normbench.outputs.figur
 - ``weight_condition``/``hidden_condition``: Oyedotun Figs. 11-13, condition number per layer at the last
   probe, log scale, infinite values drawn as crosses on the top edge; one panel per data set side by side in
   the paper's order (Fig. 11: MNIST | CIFAR-10, Fig. 12: CIFAR-100 | ImageNet, Fig. 13: CIFAR-10 | CIFAR-100);
-- ``activation_dist``/``weight_dist``: Oyedotun Figs. 5-10, median and 5-95% band per layer at the last probe.
+- ``activation_dist``/``weight_dist``: median and 5-95% band per layer at the last probe, every model of the
+  experiment in one panel; ``unit_distribution``: Oyedotun Figs. 5-10 (MNIST) and A1-A6 (CIFAR-10) as
+  printed, one model's activations or weights, a histogram panel per recorded layer (:data:`OYEDOTUN_UNIT_FIGURES`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from normbench.outputs.figures import (  # noqa: E402
     no_data,
     save_figure,
 )
+from normbench.outputs.layouts import OYEDOTUN_UNIT_FIGURES  # noqa: E402, F401 (re-exported)
 from normbench.runs.folder import Run  # noqa: E402
 from normbench.runs.records import as_float  # noqa: E402
 
@@ -365,6 +368,59 @@ def plot_distribution(runs, out_stem, title, name):
     ax.set_ylabel(f"{kind[:-1]} value (median, 5-95% band)")
     caption = f"distribution of {kind} per layer at the last probe (mean over seeds)"
     return save_figure(fig, out_stem, f"{figure_title(runs, name, title)}\n{caption}")
+
+
+def plot_unit_distribution(runs, out_stem, title, layout=None):
+    """Oyedotun Figs. 5-10 and A1-A6: the distribution of one model's units' activations (or weights) at
+    each recorded layer (the probe's early and later layers), one panel per layer, at the last probe record:
+    a histogram per seed (fraction of the values per bin), the panel title giving the layer and the range of
+    the values (the paper quotes ranges: "the range of units' activations is 1.7 million").
+    ``layout``: ``model`` (the runs of that model only) and ``probe`` (``activation_dist``, the default, or
+    ``weight_dist``)."""
+    layout = layout or {}
+    name = layout.get("probe", "activation_dist")
+    model = layout.get("model")
+    chosen = [r for r in runs if model is None or r.config["model"] == model]
+    by_layer: dict[int, list[tuple[int, dict]]] = {}
+    names: dict[int, str] = {}
+    for r, res in last_probe(chosen, name):
+        for layer in res:
+            idx = layer.get("layer_index")
+            by_layer.setdefault(idx, []).append((r.config["seed"], layer))
+            names[idx] = layer.get("name", "")
+    keys = sorted(by_layer, key=lambda i: (i is None, i))
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4.2 * max(len(keys), 1), 3.4), squeeze=False)
+    kind = "activations" if name == "activation_dist" else "weights"
+    for ax, idx in zip(axes[0], keys):
+        ranges = []
+        for seed, layer in sorted(by_layer[idx], key=lambda t: t[0]):
+            hist = layer.get("histogram") or {}
+            counts = [as_float(c) for c in hist.get("counts", [])]
+            edges = [as_float(e) for e in hist.get("edges", [])]
+            total = sum(counts)
+            if not counts or total <= 0 or len(edges) != len(counts) + 1:
+                continue
+            frac = [c / total for c in counts]
+            ax.plot(edges, [*frac, frac[-1]], drawstyle="steps-post", label=f"seed {seed}")
+            ranges.append(as_float(layer.get("range")))
+        if ranges:
+            finite = [v for v in ranges if math.isfinite(v)]
+            rng = f"range {max(finite):.3g}" if finite else "range not finite"
+            ax.set_title(f"layer {idx + 1 if idx is not None else '?'} ({names[idx]}): {rng}", fontsize=8)
+            ax.legend(fontsize=6)
+        else:
+            no_data(ax)
+            ax.set_title(f"layer {idx + 1 if idx is not None else '?'}", fontsize=8)
+        ax.set_xlabel(f"{kind[:-1]} value")
+    if not keys:
+        no_data(axes[0][0])
+    axes[0][0].set_ylabel("fraction of values")
+    who = f"{model}: " if model else ""
+    caption = (
+        f"{who}units' {kind} at the recorded layers (the probe's first and last weight layers; the paper shows "
+        "the first and the 160th of 164), last probe record, a histogram per seed"
+    )
+    return save_figure(fig, out_stem, f"{figure_title(chosen, name, title)}\n{caption}")
 
 
 # ----------------------------------------------------------------------------- Jia et al., Fig. 1
@@ -707,6 +763,8 @@ PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str, dict | None], list[Path
         runs, out, title, "activation_dist"
     ),
     "weight_dist": lambda runs, out, title, layout=None: plot_distribution(runs, out, title, "weight_dist"),
+    # Oyedotun Figs. 5-10 and A1-A6 from the activation_dist / weight_dist records, one model each
+    "unit_distribution": plot_unit_distribution,
     # Xie Fig. 4 from the backward_moments records (not a probe name of its own)
     "backward_profile": plot_backward_profile,
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -300,8 +301,21 @@ def _paper_section(
         )
     if claims is not None:
         parts += claims_section(claims, paper)
+    parts += paper_figures_section(results_dir, paper)
     parts += _theory_section(results_dir, paper)
     return parts
+
+
+def paper_figures_section(results_dir: Path, paper: str) -> list[str]:
+    """The paper's figures (``figures/<paper>/<figure>.png``, drawn from every experiment that reproduces
+    them), in the paper's order: Fig. 2 before Fig. 10, appendix figures (A1, ...) last."""
+    folder = results_dir / "figures" / paper
+    pngs = sorted(
+        folder.glob("*.png"), key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.stem)]
+    )
+    if not pngs:
+        return []
+    return ["<h3>Figures</h3>", *(_img(png) for png in pngs)]
 
 
 def _experiments_section(results_dir: Path) -> list[str]:

@@ -1,3 +1,5 @@
+from normbench.outputs.layouts import OYEDOTUN_UNIT_FIGURES
+
 # Paper-figure targets of figures.smk: the figures the suite draws in the papers' layouts without a config entry,
 # and the inputs, arguments and titles of rule paper_figure for those and for the config's `paper_figures`.
 
@@ -18,6 +20,11 @@ SUITE_PAPER_FIGURES = {
     "xie2017/fig4": dict(draw="--probe backward_profile", keys=["xie2017/fig4"], probe="backward_moments"),
     # Xie Fig. 6: conv1 filters of ResNet-34 on ImageNet (the Fig. 5 right runs), from their checkpoints
     "xie2017/fig6": dict(draw="--figure conv1_filters", keys=["xie2017/fig6", "xie2017/fig5"], datasets=["imagenet"], checkpoints=True, layout={"depth": 34}),
+    # Oyedotun Figs. 5-10 (MNIST, the Fig. 5 protocol) and A1-A6 (CIFAR-10): one model's activations or weights
+    **{
+        f"oyedotun2020/{fig}": dict(draw="--probe unit_distribution", keys=["oyedotun2020/fig5" if ds == "mnist" else "oyedotun2020/figa1"], datasets=[ds], probe=probe, models=[model], layout={"model": model, "probe": probe})
+        for fig, (ds, model, probe) in OYEDOTUN_UNIT_FIGURES.items()
+    },
 }
 
 
@@ -30,6 +37,7 @@ def suite_figure_experiments(key: str) -> list[str]:
         and set(fig["keys"]) & set(exp["reproduces"])
         and (not fig.get("datasets") or (exp.get("paper_dataset") or exp["dataset"]) in fig["datasets"])
         and (not fig.get("probe") or fig["probe"] in exp["probes"]["names"])
+        and (not fig.get("models") or set(fig["models"]) & set(exp["models"]))
     ]
 
 
@@ -45,11 +53,17 @@ def suite_figure_files() -> list[str]:
 
 
 def any_paper_figure_inputs(wildcards) -> list[str]:
-    """The run logs of a paper figure (config `paper_figures` or the suite's)."""
+    """The run logs of a paper figure (config `paper_figures` or the suite's; a suite figure's `models`: only theirs)."""
     key = f"{wildcards.paper}/{wildcards.figure}"
     if key in PAPER_FIGURES:
         return paper_figure_inputs(wildcards)
-    return [f for exp in SUITE_FIGURES[key] for f in metrics_files(exp)]
+    models = SUITE_PAPER_FIGURES[key].get("models")
+    return [
+        f"{run_dir(s)}/metrics.jsonl"
+        for exp in SUITE_FIGURES[key]
+        for s in run_specs(CONFIG, exp)
+        if not models or s.model in models
+    ]
 
 
 def paper_figure_checkpoints(wildcards) -> list[str]:
