@@ -220,3 +220,18 @@ def test_grad_norm_ratio_figure_rows_by_depth(tmp_path, captured):
         "preact_resnet, depth 83",
         "procresnet+procrustes, depth 83",
     ]
+
+
+def test_curves_mark_unhealthy_evaluations(tmp_path):
+    """An epoch whose evaluation the trainer flagged (eval_health: NaN or absurd test loss) is an x on the top
+    edge of each panel of that run's column, in its colour, and the caption counts them; healthy runs: none."""
+    sick = make_run(tmp_path, "plain20", 0)
+    sick.records[1]["test_loss"] = float("nan")
+    sick.records.insert(1, {"kind": "eval_health", "epoch": 2, "test_loss": float("nan"), "reason": "not finite"})
+    well = make_run(tmp_path, "preact_resnet20", 0)
+    data = json.loads(figures.plot_curves([sick, well], tmp_path / "c", "exp")[-1].read_text())
+    marks = [p["annotations"] for p in data["panels"]]
+    assert marks == [["x"], ["x"]], marks  # error and loss panels of the one column
+    assert "x on the top edge: 1 unhealthy test evaluation (test loss not finite" in data["title"]
+    data = json.loads(figures.plot_curves([well], tmp_path / "w", "exp")[-1].read_text())
+    assert all(not p["annotations"] for p in data["panels"]) and "unhealthy" not in data["title"]

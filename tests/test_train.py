@@ -53,7 +53,7 @@ def test_divergence_is_recorded_not_raised(one_run, tmp_path, capsys):
 def test_progress_line_per_epoch(one_run, tmp_path):
     lines = []
     train_run(one_run, tmp_path / "p", log=lines.append)
-    assert len(lines) == 2 and all("test_err" in line and "s)" in line for line in lines)
+    assert len(lines) == 2 and all("test_err" in line and line.endswith(")") for line in lines)
 
 
 def test_lr_schedules():
@@ -139,3 +139,35 @@ def test_probes_on_an_iteration_schedule(one_run, tmp_path, engine):
     its = [it for _, it, _ in probe_iterations(run, "backward_moments")]
     assert its == sorted(set(its)) and set(want) | {0} <= set(its), its
     assert _resolution_note([run], "backward_moments") == "probes recorded at named iterations"
+
+
+def test_progress_within_an_epoch_shows_steps_rate_and_eta(one_run, tmp_path, monkeypatch):
+    """With NORMBENCH_PROGRESS_SECONDS=0.000001 every step but the last of an epoch logs a progress line (steps
+    done of the epoch's, percentage, img/s, epoch and run ETA as h:mm:ss); the epoch line gives the run ETA
+    until the last epoch. 0 turns them off; a non-number is an error naming the variable."""
+    import re
+
+    from normbench.training.trainer import clock, progress_line, progress_seconds
+
+    assert clock(3725.4) == "1:02:05" and clock(-3) == "0:00:00"
+    line = progress_line("[t]", 2, 10, 50, 200, 128, 25.0)
+    # 0.5 s a step: 150 steps left in this epoch, 8 epochs of 200 after it
+    assert line == "[t] epoch 2/10 step 50/200 (25%) 256 img/s; epoch ETA 0:01:15, run ETA 0:14:35"
+    monkeypatch.setenv("NORMBENCH_PROGRESS_SECONDS", "1e-6")
+    lines: list[str] = []
+    train_run(one_run, tmp_path / "p", log=lines.append)
+    steps = [r["steps"] for r in read_records(tmp_path / "p" / "metrics.jsonl") if r["kind"] == "epoch"]
+    within = [x for x in lines if " step " in x]
+    assert len(within) == sum(s - 1 for s in steps), lines
+    pattern = r"\[gap/preact_resnet20/none/seed3\] epoch (\d)/2 step (\d+)/(\d+) \(\d+%\) \d+ img/s; "
+    pattern += r"epoch ETA \d+:\d\d:\d\d, run ETA \d+:\d\d:\d\d"
+    assert all(re.fullmatch(pattern, x) for x in within), within[:3]
+    ends = [x for x in lines if " step " not in x and "test_err" in x]
+    assert "run ETA" in ends[0] and "run ETA" not in ends[-1], ends
+    monkeypatch.setenv("NORMBENCH_PROGRESS_SECONDS", "0")
+    lines.clear()
+    train_run(one_run, tmp_path / "q", log=lines.append)
+    assert not [x for x in lines if " step " in x]
+    monkeypatch.setenv("NORMBENCH_PROGRESS_SECONDS", "soon")
+    with pytest.raises(ValueError, match="NORMBENCH_PROGRESS_SECONDS must be a number"):
+        progress_seconds()

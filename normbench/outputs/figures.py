@@ -350,12 +350,15 @@ def model_depth(cfg: Mapping[str, Any], depths: Mapping[str, int] | None = None)
 
 
 def curves_frame(runs: list[Run], depths: Mapping[str, int] | None = None) -> pd.DataFrame:
-    """Long table of epoch records: one row per (run, epoch, split) with depth, model, method, loss and error."""
+    """Long table of epoch records: one row per (run, epoch, split) with depth, model, method, loss and error,
+    and ``unhealthy`` (the test split of an epoch whose evaluation the trainer flagged: an ``eval_health``
+    record, a non-finite or absurd test loss)."""
     rows = []
     for run in runs:
         cfg = run.config
         depth, own = model_depth(cfg, depths), model_depth(cfg)
         family = cfg["model"].replace(str(own), "", 1).strip("_") if own is not None else cfg["model"]
+        bad = {r["epoch"] for r in run.records if r.get("kind") == "eval_health"}
         for r in run.records:
             if r.get("kind") != "epoch":
                 continue
@@ -372,9 +375,23 @@ def curves_frame(runs: list[Run], depths: Mapping[str, int] | None = None) -> pd
                         "split": split,
                         "loss": r[f"{split}_loss"],
                         "error": r[f"{split}_error"],
+                        "unhealthy": split == "test" and r["epoch"] in bad,
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def _mark_unhealthy(ax, g: pd.DataFrame, color) -> int:
+    """An ``x`` on the top edge of ``ax`` at each epoch where a run of ``g`` had an unhealthy evaluation (its
+    point is not a number to read: the line skips or distorts it); returns how many evaluations."""
+    if "unhealthy" not in g:
+        return 0
+    bad = g[g["unhealthy"].astype(bool)]
+    for epoch in sorted(set(bad["epoch"])):
+        ax.annotate(
+            "x", xy=(epoch, 1.0), xycoords=("data", "axes fraction"), ha="center", va="top", color=color
+        )
+    return len(bad)
 
 
 def _variant(name: str, method: str) -> str:
@@ -410,6 +427,7 @@ def plot_curves(
         sharex=True,
         sharey="row",
     )
+    unhealthy = 0
     for col, panel in enumerate(panels):
         sub = df[df["panel"] == panel] if not df.empty else df
         for row, (metric, label) in enumerate(METRIC_AXES):
@@ -418,6 +436,8 @@ def plot_curves(
             drawn = False
             if not sub.empty:
                 for (var, split), g in sub.groupby(["variant", "split"], sort=False):
+                    n_bad = _mark_unhealthy(ax, g, palette[var])
+                    unhealthy += n_bad if row == 0 else 0
                     line = mean_band(
                         ax,
                         g,
@@ -451,6 +471,11 @@ def plot_curves(
     caption = f"line: mean over {seeds} seeds, band: {spread_text} over seeds"
     if proxy:
         caption += "; PROXY stand-in networks"
+    if unhealthy:
+        caption += (
+            f"; x on the top edge: {unhealthy} unhealthy test evaluation{'s' if unhealthy != 1 else ''} "
+            "(test loss not finite or above 100 x chance)"
+        )
     title = figure_title(runs, "curves", title)
     return save_figure(fig, out_stem, f"{title}\n{caption}" if title else caption)
 

@@ -167,6 +167,44 @@ def injected(hook: Callable[..., None]) -> Iterator[Callable[..., None]]:
 
 
 EVAL_LOSS_FACTOR = 100.0
+
+# Within an epoch, a progress line at most every this many seconds (env NORMBENCH_PROGRESS_SECONDS; 0: none):
+# steps done, rate, epoch and run ETA. An ImageNet epoch is hours; a log file should still show the run moving.
+PROGRESS_SECONDS = 60.0
+
+
+def progress_seconds() -> float:
+    """The in-epoch progress interval: ``NORMBENCH_PROGRESS_SECONDS`` if set (a number, 0: off), else 60."""
+    raw = os.environ.get("NORMBENCH_PROGRESS_SECONDS")
+    if raw is None or raw.strip() == "":
+        return PROGRESS_SECONDS
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        raise ValueError(f"NORMBENCH_PROGRESS_SECONDS must be a number of seconds, got {raw!r}") from None
+
+
+def clock(seconds: float) -> str:
+    """``3725.4`` -> ``1:02:05`` (hours:minutes:seconds), for ETAs in a log line."""
+    s = int(round(max(seconds, 0.0)))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def progress_line(
+    tag: str, epoch: int, epochs: int, step: int, steps: int, batch: int, elapsed: float
+) -> str:
+    """One in-epoch progress line: ``step`` of ``steps`` done after ``elapsed`` seconds of this epoch, the rate
+    in images/s and the ETAs of the epoch and of the run (the rest of this epoch plus the epochs after it at
+    this epoch's rate)."""
+    per_step = elapsed / max(step, 1)
+    left = steps - step + (epochs - epoch) * steps
+    return (
+        f"{tag} epoch {epoch}/{epochs} step {step}/{steps} ({100 * step / max(steps, 1):.0f}%) "
+        f"{batch * step / max(elapsed, 1e-9):.0f} img/s; epoch ETA {clock((steps - step) * per_step)}, "
+        f"run ETA {clock(left * per_step)}"
+    )
+
+
 """A test loss above ``EVAL_LOSS_FACTOR * ln(num_classes)`` (100 times the chance-level loss of a uniform
 prediction; 230 nats for 10 classes) is absurd: see :func:`eval_health`."""
 
@@ -590,10 +628,17 @@ def _epoch(r: _Run, epoch: int, batches, pbatch) -> Generator[None, None, None]:
     r.stepper.set_lr(lr)
     r.model.train()
     r.stepper.start_epoch()
-    epoch_batches = batches.train_epoch(r.gen, drop_last=engine_config(cfg)["drop_last"])
+    drop_last = engine_config(cfg)["drop_last"]
+    epoch_batches = batches.train_epoch(r.gen, drop_last=drop_last)
+    bs = batches.batch_size
+    steps = batches.num_train // bs if drop_last else -(-batches.num_train // bs)
+    every, last_line = progress_seconds(), t0
     for n, (xb, yb) in enumerate(epoch_batches, 1):
         if not r.stepper.step(xb, yb):
             break
+        if every > 0 and n < steps and time.time() - last_line >= every:
+            last_line = time.time()
+            r.log(progress_line(r.tag, epoch, cfg["epochs"], n, steps, bs, last_line - t0))
         if pbatch is not None and probe_due(cfg["probes"], r.stepper.step_count):
             r.append(_probe_record(r.model, pbatch, cfg["probes"], epoch, r.stepper.step_count))
         fault_point("step", r.out, epoch=epoch, step=n)
@@ -657,7 +702,12 @@ def _evaluate_epoch(r: _Run, epoch: int, lr: float, stats, t0: float, batches, p
         r.append(_probe_record(r.model, pbatch, probes, epoch))
     r.log(
         f"{r.tag} epoch {epoch}/{r.cfg['epochs']} loss {rec['train_loss']:.4f} "
-        f"train_err {rec['train_error']:.2f}% test_err {rec['test_error']:.2f}% ({rec['seconds']:.1f}s)"
+        f"train_err {rec['train_error']:.2f}% test_err {rec['test_error']:.2f}% ({rec['seconds']:.1f}s"
+        + (
+            f"; run ETA {clock(rec['seconds'] * (r.cfg['epochs'] - epoch))})"
+            if epoch < r.cfg["epochs"]
+            else ")"
+        )
     )
 
 
