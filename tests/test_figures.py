@@ -227,7 +227,9 @@ def test_curves_mark_unhealthy_evaluations(tmp_path):
     edge of each panel of that run's column, in its colour, and the caption counts them; healthy runs: none."""
     sick = make_run(tmp_path, "plain20", 0)
     sick.records[1]["test_loss"] = float("nan")
-    sick.records.insert(1, {"kind": "eval_health", "epoch": 2, "test_loss": float("nan"), "reason": "not finite"})
+    sick.records.insert(
+        1, {"kind": "eval_health", "epoch": 2, "test_loss": float("nan"), "reason": "not finite"}
+    )
     well = make_run(tmp_path, "preact_resnet20", 0)
     data = json.loads(figures.plot_curves([sick, well], tmp_path / "c", "exp")[-1].read_text())
     marks = [p["annotations"] for p in data["panels"]]
