@@ -469,3 +469,50 @@ def test_oyedotun_unit_figures_one_model_a_panel_per_layer(tmp_path):
         )
     )
     assert [p["notes"] for p in data["panels"]] == [["no records"]]
+
+
+# ---------------------------------------------------------------- the Procrustes constraint's recorded state
+
+
+def test_procrustes_state_figure_two_operators_a_line_pair_per_layer(tmp_path):
+    """From procrustes_state records: circular and zero-padded panels, max and min per projected layer over the
+    epochs, mean over seeds; a run without such records says 'no records'."""
+    from normbench.outputs.constraint_figures import plot_procrustes_state
+
+    for seed in (0, 1):
+        path = write_run(tmp_path, "z", "procresnet22", seed, method="procrustes", lrs=[0.1, 0.1, 0.1])
+        with (path / "metrics.jsonl").open("a") as f:
+            for epoch in (1, 2, 3):
+                layers = {
+                    name: {
+                        "circular_min": 1.0 - 0.1 / epoch,
+                        "circular_max": 1.0 + 0.1 / epoch,
+                        "zero_padded_min": 0.6 + 0.01 * seed,
+                        "zero_padded_max": 1.0,
+                        "alternate_residual": None,
+                        "alternate_passes": None,
+                    }
+                    for name in ("stem.weight", "stage2.0.shortcut.weight")
+                }
+                f.write(json.dumps({"kind": "procrustes_state", "epoch": epoch, "layers": layers}) + "\n")
+    runs = load_runs([tmp_path])
+    data = saved(plot_procrustes_state(runs, tmp_path / "state", "z"))
+    circular, padded = data["panels"]
+    assert circular["title"].startswith("circular") and padded["title"].startswith("zero-padded")
+    labels = {line["label"]: line for line in finite_lines(circular)}
+    assert set(labels) == {f"{la} ({s})" for la in ("stem", "stage2.0.shortcut") for s in ("max", "min")}
+    assert labels["stem (max)"]["x"] == [1, 2, 3]
+    assert labels["stem (min)"]["y"] == pytest.approx([0.9, 0.95, 1.0 - 0.1 / 3])
+    zp = {line["label"]: line for line in finite_lines(padded)}
+    assert zp["stem (min)"]["y"] == pytest.approx([0.605] * 3)  # mean over the two seeds
+    # no records: both panels say so
+    other = tmp_path / "other"
+    write_run(other, "z", "preact_resnet20", 0, lrs=[0.1])
+    data = saved(plot_procrustes_state(load_runs([other]), tmp_path / "none", "z"))
+    assert [p["notes"] for p in data["panels"]] == [["no records"], ["no records"]]
+
+
+def test_jia_fig1_without_runs_says_no_records(tmp_path):
+    """No runs (or none with the probe): every panel says so, rather than a KeyError."""
+    data = saved(probe_figures.plot_sv_layers([], tmp_path / "fig1", "jia"))
+    assert [p["notes"] for p in data["panels"]] == [["no records"]] * 3

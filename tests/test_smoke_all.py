@@ -3,7 +3,8 @@ config/paper.yaml plans.
 
 Marked ``smoke_all`` and kept out of the default run; ``.ci/run`` runs it in its own stage
 (``python -m pytest -m smoke_all``). To keep CI near 10 minutes for it on 2 cores, it runs one seed per
-experiment (a second config file, ``proxy: {seeds: 1}``: 113 runs instead of 179); the builders are the same,
+experiment and one epoch (a second config file, ``proxy: {seeds: 1, epochs: 1}``: 114 training runs instead of 181, each
+half as long); the builders are the same,
 and the two-seed spread code is covered by the default pipeline's tests. Snakemake is asked for the paper
 plan's outputs (``--summary``), and each table, figure, paper-layout table, comparison and report file must
 then exist under ``results/smoke-all`` with the same name, non-empty.
@@ -37,7 +38,7 @@ def test_smoke_all_produces_every_table_and_figure_the_paper_config_plans(tmp_pa
     copy_workflow(tmp_path)
     paper = [f for f in planned_outputs(tmp_path, "config/paper.yaml") if any(a in f for a in ARTEFACTS)]
     assert len(paper) > 200  # tables, figures, paper tables of 40-odd experiments
-    (tmp_path / "one-seed.yaml").write_text("proxy: {seeds: 1}\n")
+    (tmp_path / "one-seed.yaml").write_text("proxy: {seeds: 1, epochs: 1}\n")
     result = subprocess.run(
         [
             "snakemake",

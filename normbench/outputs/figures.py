@@ -112,6 +112,25 @@ def _finite_list(values) -> list[float | None]:
     return out
 
 
+def _collections_drawn(ax) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[list[float | None]]]:
+    """The collections of ``ax`` in data coordinates: ``bands`` (filled areas: their outline's x and y),
+    ``points`` (scatter markers' x and y) and ``cells`` (a heat map's values), as :func:`drawn_panels` lists them."""
+    bands, points, cells = [], [], []
+    for coll in ax.collections:
+        array = coll.get_array()
+        if array is not None and isinstance(coll, matplotlib.collections.QuadMesh):
+            cells.append(_finite_list(array))
+            continue
+        offsets = np.asarray(coll.get_offsets())
+        if isinstance(coll, matplotlib.collections.PathCollection) and len(offsets):
+            points.append({"x": _finite_list(offsets[:, 0]), "y": _finite_list(offsets[:, 1])})
+            continue
+        for path in coll.get_paths():
+            if len(path.vertices):
+                bands.append({"x": _finite_list(path.vertices[:, 0]), "y": _finite_list(path.vertices[:, 1])})
+    return bands, points, cells
+
+
 def drawn_panels(fig) -> list[dict[str, Any]]:
     """What each panel of ``fig`` (its axes other than colour bars) drew, in data coordinates: ``lines`` (data
     lines; reference lines such as ``axhline`` are left out), ``bands`` (filled areas: their outline's y
@@ -123,7 +142,7 @@ def drawn_panels(fig) -> list[dict[str, Any]]:
     for ax in fig.axes:
         if hasattr(ax, "_colorbar"):
             continue
-        lines, bands, points, cells = [], [], [], []
+        lines = []
         for line in ax.get_lines():
             if line.get_transform() != ax.transData:
                 continue  # axhline/axvline: drawn in axes coordinates, not data
@@ -134,20 +153,7 @@ def drawn_panels(fig) -> list[dict[str, Any]]:
                     "y": _finite_list(line.get_ydata()),
                 }
             )
-        for coll in ax.collections:
-            array = coll.get_array()
-            if array is not None and isinstance(coll, matplotlib.collections.QuadMesh):
-                cells.append(_finite_list(array))
-                continue
-            offsets = np.asarray(coll.get_offsets())
-            if isinstance(coll, matplotlib.collections.PathCollection) and len(offsets):
-                points.append({"x": _finite_list(offsets[:, 0]), "y": _finite_list(offsets[:, 1])})
-                continue
-            for path in coll.get_paths():
-                if len(path.vertices):
-                    bands.append(
-                        {"x": _finite_list(path.vertices[:, 0]), "y": _finite_list(path.vertices[:, 1])}
-                    )
+        bands, points, cells = _collections_drawn(ax)
         images = [
             {"shape": list(np.shape(im.get_array())), "values": _finite_list(im.get_array())}
             for im in ax.images
@@ -398,13 +404,9 @@ def _variant(name: str, method: str) -> str:
     return name + (f" + {method}" if method else "")
 
 
-def plot_curves(
-    runs: list[Run], out_stem: str | Path, title: str = "", layout: Mapping[str, Any] | None = None
-) -> list[Path]:
-    """Error and loss per epoch, one column per depth (see the module docstring); writes PNG, PDF and JSON.
-    The bands are clipped to the metric's range: errors to [0, 100], losses to positive values."""
-    opts = layout_options(layout)
-    df = curves_frame(runs, opts["depths"])
+def _curves_layout(df: pd.DataFrame, opts: Mapping[str, Any]) -> tuple[pd.DataFrame, bool, list]:
+    """The frame of :func:`curves_frame` restricted to the drawn splits, with its ``variant`` (hue) and
+    ``panel`` (column key) columns; whether the columns are depths; the column keys (-1: depth unknown)."""
     if not df.empty:
         df = df[df["split"].isin(opts["splits"])]
     depths = sorted(d for d in df["depth"].dropna().unique()) if not df.empty else []
@@ -415,6 +417,60 @@ def plot_curves(
         # a run without a registry depth gets a panel of its own rather than none
         df["panel"] = df["depth"].fillna(-1) if by_depth else 0
     panels = [*depths, *([-1] if by_depth and (df["panel"] == -1).any() else [])] if by_depth else [0]
+    return df, by_depth, panels
+
+
+def _curves_cell(ax, sub: pd.DataFrame, metric: str, opts: Mapping[str, Any], palette: Mapping) -> int:
+    """One panel of :func:`plot_curves`: a mean line and band over seeds per (variant, split) of ``sub`` for
+    ``metric``, unhealthy evaluations marked (:func:`_mark_unhealthy`); returns how many were marked."""
+    log = metric == "loss" and opts["loss_scale"] == "log"
+    drawn, unhealthy = False, 0
+    if not sub.empty:
+        for (var, split), g in sub.groupby(["variant", "split"], sort=False):
+            unhealthy += _mark_unhealthy(ax, g, palette[var])
+            line = mean_band(
+                ax,
+                g,
+                "epoch",
+                metric,
+                spread=opts["spread"],
+                bounds=METRIC_BOUNDS[metric],
+                log=log,
+                color=palette[var],
+                ls=SPLIT_LINE[split],
+                lw=1.4,
+                label=f"{var} ({split})",
+            )
+            drawn = drawn or line is not None
+    if not drawn:
+        no_data(ax, "no completed epochs")
+    elif log:
+        ax.set_yscale("log")
+    return unhealthy
+
+
+def _curves_caption(runs: list[Run], df: pd.DataFrame, spread_text: str, unhealthy: int) -> str:
+    """The caption of :func:`plot_curves`: seeds and spread of the bands, proxy networks, unhealthy marks."""
+    seeds = int(df.groupby("variant")["seed"].nunique().max()) if not df.empty else 0
+    proxy = any(r.config.get("arch", r.config["model"]) != r.config["model"] for r in runs)
+    caption = f"line: mean over {seeds} seeds, band: {spread_text} over seeds"
+    if proxy:
+        caption += "; PROXY stand-in networks"
+    if unhealthy:
+        caption += (
+            f"; x on the top edge: {unhealthy} unhealthy test evaluation{'s' if unhealthy != 1 else ''} "
+            "(test loss not finite or above 100 x chance)"
+        )
+    return caption
+
+
+def plot_curves(
+    runs: list[Run], out_stem: str | Path, title: str = "", layout: Mapping[str, Any] | None = None
+) -> list[Path]:
+    """Error and loss per epoch, one column per depth (see the module docstring); writes PNG, PDF and JSON.
+    The bands are clipped to the metric's range: errors to [0, 100], losses to positive values."""
+    opts = layout_options(layout)
+    df, by_depth, panels = _curves_layout(curves_frame(runs, opts["depths"]), opts)
     spread_text = SPREADS[opts["spread"]][1]
     variants = list(dict.fromkeys(df["variant"])) if not df.empty else []
     palette = dict(zip(variants, sns.color_palette("colorblind", max(1, len(variants)))))
@@ -432,30 +488,8 @@ def plot_curves(
         sub = df[df["panel"] == panel] if not df.empty else df
         for row, (metric, label) in enumerate(METRIC_AXES):
             ax = axes[row][col]
-            log = metric == "loss" and opts["loss_scale"] == "log"
-            drawn = False
-            if not sub.empty:
-                for (var, split), g in sub.groupby(["variant", "split"], sort=False):
-                    n_bad = _mark_unhealthy(ax, g, palette[var])
-                    unhealthy += n_bad if row == 0 else 0
-                    line = mean_band(
-                        ax,
-                        g,
-                        "epoch",
-                        metric,
-                        spread=opts["spread"],
-                        bounds=METRIC_BOUNDS[metric],
-                        log=log,
-                        color=palette[var],
-                        ls=SPLIT_LINE[split],
-                        lw=1.4,
-                        label=f"{var} ({split})",
-                    )
-                    drawn = drawn or line is not None
-            if not drawn:
-                no_data(ax, "no completed epochs")
-            elif log:
-                ax.set_yscale("log")
+            n_bad = _curves_cell(ax, sub, metric, opts, palette)
+            unhealthy += n_bad if row == 0 else 0
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             ax.set_xlabel("epoch" if row == len(METRIC_AXES) - 1 else "")
             ax.set_ylabel(label if col == 0 else "")
@@ -466,16 +500,7 @@ def plot_curves(
     labels = [*variants, *opts["splits"]]
     if handles:
         fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
-    seeds = int(df.groupby("variant")["seed"].nunique().max()) if not df.empty else 0
-    proxy = any(r.config.get("arch", r.config["model"]) != r.config["model"] for r in runs)
-    caption = f"line: mean over {seeds} seeds, band: {spread_text} over seeds"
-    if proxy:
-        caption += "; PROXY stand-in networks"
-    if unhealthy:
-        caption += (
-            f"; x on the top edge: {unhealthy} unhealthy test evaluation{'s' if unhealthy != 1 else ''} "
-            "(test loss not finite or above 100 x chance)"
-        )
+    caption = _curves_caption(runs, df, spread_text, unhealthy)
     title = figure_title(runs, "curves", title)
     return save_figure(fig, out_stem, f"{title}\n{caption}" if title else caption)
 

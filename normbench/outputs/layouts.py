@@ -15,3 +15,7 @@ OYEDOTUN_UNIT_FIGURES: dict[str, tuple[str, str, str]] = {
     for i, model in enumerate(_OYEDOTUN_MODELS)
     for j, probe in enumerate(_OYEDOTUN_PROBES)
 }
+
+# Figures of records other than probes, drawn per experiment like a probe's figure (``--probe NAME``): name ->
+# the method (a part of a run's method) whose runs log those records.
+RECORD_FIGURES: dict[str, str] = {"procrustes_state": "procrustes"}

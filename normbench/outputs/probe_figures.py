@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from normbench.outputs.constraint_figures import plot_procrustes_state  # noqa: E402
 from normbench.outputs.figures import (  # noqa: E402
     figure_title,
     mean_band,
@@ -83,12 +84,9 @@ def last_probe(runs: list[Run], name: str):
     return list(last.values())
 
 
-def plot_grad_norm_ratio(
-    runs: list[Run], out_stem: Path, title: str, layout: dict | None = None
-) -> list[Path]:
-    """Zaeemzadeh Fig. 3. ``layout["depths"]`` (model -> depth) draws a model under another depth's row, e.g.
-    ProcResNet-22 (20 layers plus its 2 projected convs) beside Plain-20 and ResNet-20."""
-    depths = (layout or {}).get("depths")
+def _grad_ratio_frame(runs: list[Run], depths: dict | None) -> pd.DataFrame:
+    """One row per (run, epoch, block) of the ``grad_norm_ratio`` records: variant, family (depth left out),
+    depth (``depths`` overriding the registry's), seed, epoch, block index, transition or not, and the ratio."""
     rows = [
         {
             "variant": variant(r),
@@ -103,28 +101,62 @@ def plot_grad_norm_ratio(
         for r, e, res in probe_records(runs, "grad_norm_ratio")
         for b in res
     ]
-    df = pd.DataFrame(rows)
-    # Fig. 3's layout: one row per depth, one column per architecture, when the runs span several depths;
-    # else one row and a column per variant. The cells are keyed by plain labels (a depth of None would
-    # become NaN in a groupby key, and NaN never equals itself: every panel of one depth was blank).
+    return pd.DataFrame(rows)
+
+
+def _grad_ratio_cells(df: pd.DataFrame) -> tuple[dict, list[str], list[str]]:
+    """Fig. 3's layout: one row per depth, one column per architecture, when the runs span several depths;
+    else one row and a column per variant. Returns the cells ((row, column) -> rows of ``df``; ``df`` gets its
+    ``row`` and ``col`` columns), the row keys and the column keys. The cells are keyed by plain labels (a
+    depth of None would become NaN in a groupby key, and NaN never equals itself: every panel of one depth
+    was blank)."""
     by_depth = not df.empty and df["depth"].nunique() > 1
     if df.empty:
-        cells, row_keys, col_keys = {}, [""], [""]
+        return {}, [""], [""]
+    if by_depth:
+        df["row"] = [f"depth {int(d)}" if d == d and d is not None else "depth unknown" for d in df["depth"]]
+        order = sorted(df["depth"].dropna().unique())
+        row_keys = [f"depth {int(d)}" for d in order] + (
+            ["depth unknown"] if df["depth"].isna().any() else []
+        )
+        df["col"] = df["family"]
     else:
-        if by_depth:
-            df["row"] = [
-                f"depth {int(d)}" if d == d and d is not None else "depth unknown" for d in df["depth"]
-            ]
-            order = sorted(df["depth"].dropna().unique())
-            row_keys = [f"depth {int(d)}" for d in order] + (
-                ["depth unknown"] if df["depth"].isna().any() else []
-            )
-            df["col"] = df["family"]
-        else:
-            df["row"], row_keys = "", [""]
-            df["col"] = df["variant"]
-        col_keys = list(dict.fromkeys(df["col"]))
-        cells = {key: g for key, g in df.groupby(["row", "col"], sort=False)}
+        df["row"], row_keys = "", [""]
+        df["col"] = df["variant"]
+    col_keys = list(dict.fromkeys(df["col"]))
+    cells = {key: g for key, g in df.groupby(["row", "col"], sort=False)}
+    return cells, row_keys, col_keys
+
+
+def _draw_grad_ratio_cell(ax, sub: pd.DataFrame | None) -> None:
+    """One panel of Fig. 3: the ratio per block over epochs, mean over seeds, transition blocks dark and the
+    others light, on a log axis with the norm-preserving 1 dotted; a panel without ratios says so."""
+    if sub is not None:  # a log axis: non-finite and non-positive ratios are not drawn
+        sub = sub[sub["ratio"].map(math.isfinite) & (sub["ratio"] > 0)]
+    if sub is None or sub.empty:
+        no_data(ax)
+        return
+    mean = sub.groupby(["block", "transition", "epoch"], as_index=False)["ratio"].mean()
+    for (block, kind), g in mean.groupby(["block", "transition"]):
+        ax.plot(
+            g["epoch"],
+            g["ratio"],
+            color="#1f3d7a" if kind == "transition" else "#9fb6e0",
+            lw=1.6 if kind == "transition" else 0.8,
+            zorder=3 if kind == "transition" else 2,
+            label=f"block {block}",
+        )
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="k", lw=0.6, ls=":")
+
+
+def plot_grad_norm_ratio(
+    runs: list[Run], out_stem: Path, title: str, layout: dict | None = None
+) -> list[Path]:
+    """Zaeemzadeh Fig. 3. ``layout["depths"]`` (model -> depth) draws a model under another depth's row, e.g.
+    ProcResNet-22 (20 layers plus its 2 projected convs) beside Plain-20 and ResNet-20."""
+    df = _grad_ratio_frame(runs, (layout or {}).get("depths"))
+    cells, row_keys, col_keys = _grad_ratio_cells(df)
     fig, axes = plt.subplots(
         len(row_keys),
         len(col_keys),
@@ -135,24 +167,8 @@ def plot_grad_norm_ratio(
     )
     for i, rv in enumerate(row_keys):
         for j, cv in enumerate(col_keys):
-            ax, sub = axes[i][j], cells.get((rv, cv))
-            if sub is not None:  # a log axis: non-finite and non-positive ratios are not drawn
-                sub = sub[sub["ratio"].map(math.isfinite) & (sub["ratio"] > 0)]
-            if sub is None or sub.empty:
-                no_data(ax)
-            else:
-                mean = sub.groupby(["block", "transition", "epoch"], as_index=False)["ratio"].mean()
-                for (block, kind), g in mean.groupby(["block", "transition"]):
-                    ax.plot(
-                        g["epoch"],
-                        g["ratio"],
-                        color="#1f3d7a" if kind == "transition" else "#9fb6e0",
-                        lw=1.6 if kind == "transition" else 0.8,
-                        zorder=3 if kind == "transition" else 2,
-                        label=f"block {block}",
-                    )
-                ax.set_yscale("log")
-                ax.axhline(1.0, color="k", lw=0.6, ls=":")
+            ax = axes[i][j]
+            _draw_grad_ratio_cell(ax, cells.get((rv, cv)))
             ax.set_title(f"{cv}, {rv}" if rv else cv)
             ax.set_xlabel("epoch" if i == len(row_keys) - 1 else "")
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -434,11 +450,9 @@ def _position_name(i: int, k: int) -> str:
     return POSITION_NAMES[i] if k == 3 else f"layer {i + 1} of {k}"
 
 
-def plot_sv_layers(runs, out_stem, title, layout=None, name="sv_histograms"):
-    """Jia Fig. 1: normalized singular-value histograms of the lower, middle and higher layers (the three
-    layers the ``sv_histograms`` probe records, in forward order) at the last probe, one panel each, a stair
-    line per variant (SGD red, SVB blue, as printed) on bins shared by the panel's variants, all seeds'
-    values pooled; one row per depth when the runs span several depths."""
+def _sv_frame(runs: list[Run], name: str) -> pd.DataFrame:
+    """One row per finite singular value of the last ``name`` probe of every run: depth, variant (depth left
+    out), method, the layer's position among the recorded layers, their number, the layer's name and the value."""
     rows = []
     for r, res in last_probe(runs, name):
         for i, layer in enumerate(res):
@@ -455,7 +469,35 @@ def plot_sv_layers(runs, out_stem, title, layout=None, name="sv_histograms"):
                     }
                 )
     df = pd.DataFrame(rows, columns=["depth", "variant", "method", "position", "positions", "layer", "sv"])
-    df = df[df["sv"].map(math.isfinite)]
+    return df[df["sv"].map(math.isfinite).astype(bool)]  # astype: an empty mask must stay a row mask
+
+
+def _sv_histograms(ax, sub: pd.DataFrame, palette: dict) -> None:
+    """A normalized histogram (fractions, a stair line) per variant of ``sub``'s singular values on 40 bins
+    shared by the panel's variants: log-spaced (and a log axis) when the values, all positive, span more than
+    two decades (:func:`_spans_decades`), else linear with a 5 % margin."""
+    lo, hi = float(sub["sv"].min()), float(sub["sv"].max())
+    wide = _spans_decades(sub["sv"])
+    if wide:
+        edges = np.geomspace(lo, hi, 41)
+    else:
+        pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1.0)
+        edges = np.linspace(lo - pad, hi + pad, 41)
+    for var, g in sub.groupby("variant", sort=False):
+        counts, _ = np.histogram(g["sv"], bins=edges)
+        frac = counts / max(counts.sum(), 1)
+        ax.step(edges, np.r_[frac, frac[-1]], where="post", color=palette[var], lw=1.4, label=var)
+    if wide:
+        ax.set_xscale("log")
+    ax.legend(fontsize=7)
+
+
+def plot_sv_layers(runs, out_stem, title, layout=None, name="sv_histograms"):
+    """Jia Fig. 1: normalized singular-value histograms of the lower, middle and higher layers (the three
+    layers the ``sv_histograms`` probe records, in forward order) at the last probe, one panel each, a stair
+    line per variant (SGD red, SVB blue, as printed) on bins shared by the panel's variants, all seeds'
+    values pooled; one row per depth when the runs span several depths."""
+    df = _sv_frame(runs, name)
     df["row"] = [f"depth {int(d)}" if d == d and d is not None else "" for d in df["depth"]]
     depths = sorted(df["depth"].dropna().unique()) if not df.empty else []
     row_keys = [f"depth {int(d)}" for d in depths] if len(depths) > 1 else [""]
@@ -477,20 +519,7 @@ def plot_sv_layers(runs, out_stem, title, layout=None, name="sv_histograms"):
             if sub.empty:
                 no_data(ax)
             else:
-                lo, hi = float(sub["sv"].min()), float(sub["sv"].max())
-                wide = _spans_decades(sub["sv"])
-                if wide:
-                    edges = np.geomspace(lo, hi, 41)
-                else:
-                    pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1.0)
-                    edges = np.linspace(lo - pad, hi + pad, 41)
-                for var, g in sub.groupby("variant", sort=False):
-                    counts, _ = np.histogram(g["sv"], bins=edges)
-                    frac = counts / max(counts.sum(), 1)
-                    ax.step(edges, np.r_[frac, frac[-1]], where="post", color=palette[var], lw=1.4, label=var)
-                if wide:
-                    ax.set_xscale("log")
-                ax.legend(fontsize=7)
+                _sv_histograms(ax, sub, palette)
             layers = ", ".join(dict.fromkeys(sub["layer"])) if not sub.empty else ""
             head = _position_name(j, k) + (f" ({layers})" if layers else "")
             ax.set_title(f"{rk}: {head}" if rk else head, fontsize=9)
@@ -651,6 +680,69 @@ XIE_FIG4_ITERATIONS = (
 )  # "We only present 200th, 2000th, 20000th and 30000th iteration"
 
 
+def _nearest_records(
+    rows: pd.DataFrame, target: int, targets: tuple, use_it: bool
+) -> tuple[pd.DataFrame, str]:
+    """Per run (variant and seed), the backward-moments record nearest the named iteration ``target``;
+    without iterations, the epoch at the same fraction of the recorded epochs (the best the log allows).
+    Returns the records and the panel's title, which says the iterations and epochs picked."""
+    head = f"iteration {target}"
+    pos = (rows["iteration"] if use_it else rows["epoch"]).astype(float)
+    goal = target if use_it else pos.max() * target / max(targets)
+    dist = (pos - goal).abs()
+    pick = rows.loc[dist.groupby([rows["variant"], rows["seed"]]).idxmin()]
+    its = sorted({int(v) for v in pick["iteration"]}) if use_it else []
+    eps = sorted({int(v) for v in pick["epoch"]})
+    head += " (record: " + (f"it. {'/'.join(map(str, its))}, " if use_it else "")
+    head += f"epoch {'/'.join(map(str, eps))})"
+    return pick, head
+
+
+def _draw_profiles(ax, pick: pd.DataFrame) -> bool:
+    """A line per variant of q^l/q^L against the layer index l (mean over seeds, band clipped to positive
+    values) from the records ``pick``; returns whether a line was drawn."""
+    drawn = False
+    for var, g in pick.groupby("variant", sort=False):
+        profiles = [[v / q[-1] if q[-1] > 0 else float("nan") for v in q] for q in g["q"]]
+        long = pd.DataFrame(
+            [
+                {"seed": s, "layer": n + 1, "value": v}
+                for s, prof in zip(g["seed"], profiles)
+                for n, v in enumerate(prof)
+            ]
+        )
+        line = mean_band(
+            ax,
+            long,
+            "layer",
+            "value",
+            bounds=(0.0, None),
+            log=True,
+            marker="o",
+            markersize=2,
+            label=var,
+        )
+        drawn = drawn or line is not None
+    return drawn
+
+
+def _profile_panel(ax, rows: pd.DataFrame, target: int, targets: tuple, use_it: bool) -> str:
+    """One panel of Xie Fig. 4: the profiles of the records of ``rows`` nearest the named iteration
+    ``target``, on a log axis with 1 dotted (or a note without data); returns the panel's title."""
+    head = f"iteration {target}"
+    drawn = False
+    if not rows.empty:
+        pick, head = _nearest_records(rows, target, targets, use_it)
+        drawn = _draw_profiles(ax, pick)
+    if drawn:
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="k", lw=0.6, ls=":")
+        ax.legend(fontsize=6)
+    else:
+        no_data(ax)
+    return head
+
+
 def plot_backward_profile(runs, out_stem, title, layout=None):
     """Xie Fig. 4: the per-layer profile q^l/q^L (second moment of the backward error at conv layer l over
     that at the last) against the layer index, one panel per named iteration (``layout["iterations"]``,
@@ -675,46 +767,7 @@ def plot_backward_profile(runs, out_stem, title, layout=None):
         rows = df[df["depth"] == depth] if by_depth else df
         for j, target in enumerate(targets):
             ax = axes[i][j]
-            head = f"iteration {target}"
-            drawn = False
-            if not rows.empty:
-                # per run (variant and seed), the record nearest the named iteration; without iterations,
-                # the epoch at the same fraction of the recorded epochs (the best the log allows)
-                pos = (rows["iteration"] if use_it else rows["epoch"]).astype(float)
-                goal = target if use_it else pos.max() * target / max(targets)
-                dist = (pos - goal).abs()
-                pick = rows.loc[dist.groupby([rows["variant"], rows["seed"]]).idxmin()]
-                its = sorted({int(v) for v in pick["iteration"]}) if use_it else []
-                eps = sorted({int(v) for v in pick["epoch"]})
-                head += " (record: " + (f"it. {'/'.join(map(str, its))}, " if use_it else "")
-                head += f"epoch {'/'.join(map(str, eps))})"
-                for var, g in pick.groupby("variant", sort=False):
-                    profiles = [[v / q[-1] if q[-1] > 0 else float("nan") for v in q] for q in g["q"]]
-                    long = pd.DataFrame(
-                        [
-                            {"seed": s, "layer": n + 1, "value": v}
-                            for s, prof in zip(g["seed"], profiles)
-                            for n, v in enumerate(prof)
-                        ]
-                    )
-                    line = mean_band(
-                        ax,
-                        long,
-                        "layer",
-                        "value",
-                        bounds=(0.0, None),
-                        log=True,
-                        marker="o",
-                        markersize=2,
-                        label=var,
-                    )
-                    drawn = drawn or line is not None
-            if drawn:
-                ax.set_yscale("log")
-                ax.axhline(1.0, color="k", lw=0.6, ls=":")
-                ax.legend(fontsize=6)
-            else:
-                no_data(ax)
+            head = _profile_panel(ax, rows, target, targets, use_it)
             ax.set_title((f"depth {int(depth)}: " if by_depth else "") + head, fontsize=8)
             ax.set_xlabel("layer index $l$" if i == len(row_keys) - 1 else "")
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -765,6 +818,8 @@ PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str, dict | None], list[Path
     "weight_dist": lambda runs, out, title, layout=None: plot_distribution(runs, out, title, "weight_dist"),
     # Oyedotun Figs. 5-10 and A1-A6 from the activation_dist / weight_dist records, one model each
     "unit_distribution": plot_unit_distribution,
+    # the Procrustes constraint's own procrustes_state records (normbench.outputs.constraint_figures)
+    "procrustes_state": plot_procrustes_state,
     # Xie Fig. 4 from the backward_moments records (not a probe name of its own)
     "backward_profile": plot_backward_profile,
 }

@@ -138,6 +138,17 @@ def _block_chain(blocks: list[Callable], x: torch.Tensor, target: torch.Tensor):
     return jacs, ratios[::-1]
 
 
+def _t1_comparisons(depths, dev, sig, bound) -> list[dict[str, Any]]:
+    """Theorem 1's judged points per L: max_l |grad ratio - 1| and max_l sigma_max(DF_l) below c log(2L)/L."""
+    return [
+        {"label": f"L={d}: max_l |grad ratio - 1|", "measured": v, "upper": b, "tolerance": 1e-9}
+        for d, v, b in zip(depths, dev, bound)
+    ] + [
+        {"label": f"L={d}: max_l sigma_max(DF_l)", "measured": v, "upper": b, "tolerance": 1e-9}
+        for d, v, b in zip(depths, sig, bound)
+    ]
+
+
 def zaeemzadeh_theorem1(scale: str = "small", premise: str = "residual", seed: int = 0) -> dict[str, Any]:
     """Theorem 1: the deviation from norm preservation of a residual representation shrinks like log(2L)/L.
 
@@ -169,13 +180,7 @@ def zaeemzadeh_theorem1(scale: str = "small", premise: str = "residual", seed: i
         dev.append(max(abs(r - 1.0) for r in ratios))
     c = max(sig[0], dev[0]) * depths[0] / math.log(2 * depths[0])
     bound = [c * math.log(2 * d) / d for d in depths]
-    comparisons = [
-        {"label": f"L={d}: max_l |grad ratio - 1|", "measured": v, "upper": b, "tolerance": 1e-9}
-        for d, v, b in zip(depths, dev, bound)
-    ] + [
-        {"label": f"L={d}: max_l sigma_max(DF_l)", "measured": v, "upper": b, "tolerance": 1e-9}
-        for d, v, b in zip(depths, sig, bound)
-    ]
+    comparisons = _t1_comparisons(depths, dev, sig, bound)
     return {
         "paper": "zaeemzadeh2020",
         "key": "zaeemzadeh2020/theorem1",
@@ -219,6 +224,66 @@ def _real_log_orthogonal(q: torch.Tensor) -> torch.Tensor:
     return (log - log.T) / 2
 
 
+def _polar_target(n: int, g: torch.Generator):
+    """R = U diag(exp(linspace(-0.5, 0.5))) V^T (det U V^T > 0, gamma = 0.5) and the factors of its left polar
+    decomposition R = S Q: returns R, gamma = max |log sigma_i(R)|, the principal logarithm of Q and the
+    eigen-decomposition (eigenvalues, eigenvectors) of S."""
+    u, v = _orthogonal(n, g), _orthogonal(n, g)
+    if torch.linalg.det(u @ v.T) < 0:
+        u[:, 0] = -u[:, 0]
+    sv = torch.exp(torch.linspace(-0.5, 0.5, n, dtype=DTYPE))  # gamma = 0.5
+    r = u @ torch.diag(sv) @ v.T
+    gamma = float(torch.log(sv).abs().max())
+    q, sym = u @ v.T, u @ torch.diag(sv) @ u.T  # R = S Q (left polar decomposition)
+    log_q = _real_log_orthogonal(q)
+    evs, evec = torch.linalg.eigh(sym)
+    return r, gamma, log_q, evs, evec
+
+
+def _t2_depth(depth: int, r, log_q, evs, evec, x, y, premise: str) -> tuple[float, float, float]:
+    """One depth L of Theorem 2's optimum: I + W_l = Q^(2/L) for the first L/2 blocks, S^(2/L) for the rest.
+    Returns max_l sigma_max(W_l), max_l |ratio - 1| of the gradient norms of E = ||x_{L+1} - y||^2 / 2 and
+    ||prod (I + W_l) - R|| / ||R||."""
+    n = r.shape[0]
+    half = depth // 2
+    a_rot = torch.linalg.matrix_exp(log_q / half)
+    a_sym = evec @ torch.diag(evs ** (1.0 / (depth - half))) @ evec.T
+    mats = [a_rot] * half + [a_sym] * (depth - half)  # I + W_l, applied in order l = 1..L
+    prod = torch.eye(n, dtype=DTYPE)
+    for a in mats:
+        prod = a @ prod
+    resid = float(torch.linalg.matrix_norm(prod - r) / torch.linalg.matrix_norm(r))
+    eye = torch.eye(n, dtype=DTYPE)
+    blocks = mats if premise == "residual" else [a - eye for a in mats]
+    sig = max(float(torch.linalg.matrix_norm(a - eye, 2)) for a in (a_rot, a_sym))
+    grad = (prod @ x - y) if premise == "residual" else _chain(blocks, x) - y
+    worst = 0.0
+    for a in reversed(blocks):
+        new = a.T @ grad
+        worst = max(worst, abs(float(torch.linalg.vector_norm(new) / torch.linalg.vector_norm(grad)) - 1))
+        grad = new
+    return sig, worst, resid
+
+
+def _t2_comparisons(depths, dev, sig, resid, bound) -> list[dict[str, Any]]:
+    """Theorem 2's judged points per L: |grad ratio - 1| and sigma_max(W_l) below c/L, the product equal to R."""
+    return (
+        [
+            {"label": f"L={d}: max_l |grad ratio - 1|", "measured": v, "upper": b, "tolerance": 1e-9}
+            for d, v, b in zip(depths, dev, bound)
+        ]
+        + [
+            {"label": f"L={d}: max_l sigma_max(W_l)", "measured": v, "upper": b, "tolerance": 1e-9}
+            for d, v, b in zip(depths, sig, bound)
+        ]
+        + [
+            {"label": f"L={d}: global optimum, ||prod(I+W_l) - R||/||R||", "measured": e, "upper": 0.0,
+             "tolerance": 1e-9}
+            for d, e in zip(depths, resid)
+        ]
+    )  # fmt: skip
+
+
 def zaeemzadeh_theorem2(
     scale: str = "small", premise: str = "residual", bound_scale: float = 1.0, seed: int = 0
 ) -> dict[str, Any]:
@@ -234,15 +299,7 @@ def zaeemzadeh_theorem2(
     s = sizes(scale)
     g = _gen(seed)
     n = s["width"]
-    u, v = _orthogonal(n, g), _orthogonal(n, g)
-    if torch.linalg.det(u @ v.T) < 0:
-        u[:, 0] = -u[:, 0]
-    sv = torch.exp(torch.linspace(-0.5, 0.5, n, dtype=DTYPE))  # gamma = 0.5
-    r = u @ torch.diag(sv) @ v.T
-    gamma = float(torch.log(sv).abs().max())
-    q, sym = u @ v.T, u @ torch.diag(sv) @ u.T  # R = S Q (left polar decomposition)
-    log_q = _real_log_orthogonal(q)
-    evs, evec = torch.linalg.eigh(sym)
+    r, gamma, log_q, evs, evec = _polar_target(n, g)
     c = 2 * (math.sqrt(math.pi) + math.sqrt(3) * gamma) ** 2
     depths = [d for d in s["linear_depths"] if d >= 3 * gamma]
     x = _randn(n, g=g)
@@ -250,40 +307,11 @@ def zaeemzadeh_theorem2(
     y = r @ x + _randn(n, g=g)
     sig, dev, resid, bound = [], [], [], []
     for depth in depths:
-        half = depth // 2
-        a_rot = torch.linalg.matrix_exp(log_q / half)
-        a_sym = evec @ torch.diag(evs ** (1.0 / (depth - half))) @ evec.T
-        mats = [a_rot] * half + [a_sym] * (depth - half)  # I + W_l, applied in order l = 1..L
-        prod = torch.eye(n, dtype=DTYPE)
-        for a in mats:
-            prod = a @ prod
-        resid.append(float(torch.linalg.matrix_norm(prod - r) / torch.linalg.matrix_norm(r)))
-        eye = torch.eye(n, dtype=DTYPE)
-        blocks = mats if premise == "residual" else [a - eye for a in mats]
-        sig.append(max(float(torch.linalg.matrix_norm(a - eye, 2)) for a in (a_rot, a_sym)))
-        grad = (prod @ x - y) if premise == "residual" else _chain(blocks, x) - y
-        worst = 0.0
-        for a in reversed(blocks):
-            new = a.T @ grad
-            worst = max(worst, abs(float(torch.linalg.vector_norm(new) / torch.linalg.vector_norm(grad)) - 1))
-            grad = new
-        dev.append(worst)
+        sig_d, dev_d, resid_d = _t2_depth(depth, r, log_q, evs, evec, x, y, premise)
+        resid.append(resid_d)
+        sig.append(sig_d)
+        dev.append(dev_d)
         bound.append(bound_scale * c / depth)
-    comparisons = (
-        [
-            {"label": f"L={d}: max_l |grad ratio - 1|", "measured": v, "upper": b, "tolerance": 1e-9}
-            for d, v, b in zip(depths, dev, bound)
-        ]
-        + [
-            {"label": f"L={d}: max_l sigma_max(W_l)", "measured": v, "upper": b, "tolerance": 1e-9}
-            for d, v, b in zip(depths, sig, bound)
-        ]
-        + [
-            {"label": f"L={d}: global optimum, ||prod(I+W_l) - R||/||R||", "measured": e, "upper": 0.0,
-             "tolerance": 1e-9}
-            for d, e in zip(depths, resid)
-        ]
-    )  # fmt: skip
     return {
         "paper": "zaeemzadeh2020",
         "key": "zaeemzadeh2020/theorem2",
@@ -302,7 +330,7 @@ def zaeemzadeh_theorem2(
             "max_l sigma_max(W_l) (measured)": _series(depths, sig),
             "bound c/L (Theorem 2)": _series(depths, bound, "bound"),
         },
-        "comparisons": comparisons,
+        "comparisons": _t2_comparisons(depths, dev, sig, resid, bound),
     }
 
 
@@ -471,6 +499,52 @@ PROCRUSTES_STATEMENT = (
 )
 
 
+def _nearest_feasible(
+    blocks: torch.Tensor, target: float, g: torch.Generator, draws: int = 32
+) -> list[float]:
+    """||P - Q||_F for ``draws`` feasible block sets Q = gain U V^H (polar factors of random complex Gaussian
+    matrices), the competitors of the Procrustes solution."""
+    others = []
+    for _ in range(draws):
+        z = torch.complex(_randn(*blocks.shape, g=g), _randn(*blocks.shape, g=g))
+        u, _, vh = torch.linalg.svd(z, full_matrices=False)
+        others.append(float(torch.linalg.matrix_norm(blocks - target * (u @ vh)).pow(2).sum().sqrt()))
+    return others
+
+
+def _procrustes_case(
+    k: int, c_in: int, c_out: int, n: int, samples: int, gain_scale: float, g: torch.Generator
+) -> tuple[str, list[float], float, list[dict[str, Any]]]:
+    """One convolution case of the Procrustes check: a Gaussian kernel projected by ``project_kernel``.
+    Returns its label, the energy ratios ||W^T Delta_y||^2 / ||Delta_y||^2 of ``samples`` isotropic gradients,
+    max |sigma - sqrt(d / min(d, c))| / gain of the dense operator, and the case's three judged points."""
+    kernel = _randn(c_out, c_in, k, k, g=g)
+    gain = procrustes_gain(c_out, c_in) * gain_scale
+    projected = project_kernel(kernel, n, gain, path="svd", support="full" if k > 1 else "truncate")
+    op = circular_operator(projected, n)
+    sv = torch.linalg.svdvals(op)[: n * n * min(c_in, c_out)]
+    target = procrustes_gain(c_out, c_in)
+    err = float((sv - target).abs().max() / target)
+    dy = _randn(samples, n * n * c_out, g=g)
+    ratio = (
+        torch.linalg.vector_norm(dy @ op, dim=1) ** 2 / torch.linalg.vector_norm(dy, dim=1) ** 2
+    ).tolist()
+    blocks = torch.fft.fft2(kernel, s=(n, n)).permute(2, 3, 0, 1)
+    p_hat = torch.fft.fft2(projected, s=(n, n)).permute(2, 3, 0, 1)
+    best = float(torch.linalg.matrix_norm(blocks - p_hat).pow(2).sum().sqrt())
+    others = _nearest_feasible(blocks, target, g)
+    label = f"k={k}, {c_in}->{c_out}"
+    comparisons = [
+        {"label": f"{label}: max |sigma - sqrt(d/min(d,c))| / gain", "measured": err, "upper": 0.0,
+         "tolerance": 1e-8},
+        {"label": f"{label}: ||P - P^||_F <= min over 32 feasible ||P - Q||_F", "measured": best,
+         "upper": min(others), "tolerance": 1e-9},
+        {"label": f"{label}: E||Delta_x||^2 / E||Delta_y||^2 ({len(ratio)} gradients)", "samples": ratio,
+         "lower": 0.9, "upper": 1.1, "tolerance": 0.0},
+    ]  # fmt: skip
+    return label, ratio, err, comparisons
+
+
 def zaeemzadeh_procrustes(
     scale: str = "small", premise: str = "as stated", gain_scale: float = 1.0, seed: int = 0
 ) -> dict[str, Any]:
@@ -488,37 +562,11 @@ def zaeemzadeh_procrustes(
     n = s["grids"][0]
     labels, energy, sv_err, comparisons = [], [], [], []
     for k, c_in, c_out in CONV_CASES:
-        kernel = _randn(c_out, c_in, k, k, g=g)
-        gain = procrustes_gain(c_out, c_in) * gain_scale
-        projected = project_kernel(kernel, n, gain, path="svd", support="full" if k > 1 else "truncate")
-        op = circular_operator(projected, n)
-        sv = torch.linalg.svdvals(op)[: n * n * min(c_in, c_out)]
-        target = procrustes_gain(c_out, c_in)
-        err = float((sv - target).abs().max() / target)
-        dy = _randn(s["samples"], n * n * c_out, g=g)
-        ratio = (
-            torch.linalg.vector_norm(dy @ op, dim=1) ** 2 / torch.linalg.vector_norm(dy, dim=1) ** 2
-        ).tolist()
-        blocks = torch.fft.fft2(kernel, s=(n, n)).permute(2, 3, 0, 1)
-        p_hat = torch.fft.fft2(projected, s=(n, n)).permute(2, 3, 0, 1)
-        best = float(torch.linalg.matrix_norm(blocks - p_hat).pow(2).sum().sqrt())
-        others = []
-        for _ in range(32):
-            z = torch.complex(_randn(*blocks.shape, g=g), _randn(*blocks.shape, g=g))
-            u, _, vh = torch.linalg.svd(z, full_matrices=False)
-            others.append(float(torch.linalg.matrix_norm(blocks - target * (u @ vh)).pow(2).sum().sqrt()))
-        label = f"k={k}, {c_in}->{c_out}"
+        label, ratio, err, case_comparisons = _procrustes_case(k, c_in, c_out, n, s["samples"], gain_scale, g)
         labels.append(label)
         energy.append(ratio)
         sv_err.append(err)
-        comparisons += [
-            {"label": f"{label}: max |sigma - sqrt(d/min(d,c))| / gain", "measured": err, "upper": 0.0,
-             "tolerance": 1e-8},
-            {"label": f"{label}: ||P - P^||_F <= min over 32 feasible ||P - Q||_F", "measured": best,
-             "upper": min(others), "tolerance": 1e-9},
-            {"label": f"{label}: E||Delta_x||^2 / E||Delta_y||^2 ({len(ratio)} gradients)", "samples": ratio,
-             "lower": 0.9, "upper": 1.1, "tolerance": 0.0},
-        ]  # fmt: skip
+        comparisons += case_comparisons
     x = list(range(len(labels)))
     return {
         "paper": "zaeemzadeh2020",
@@ -689,6 +737,42 @@ XIE_BN = (
 )
 
 
+def _bn_function(
+    mean, var, gamma: float, premise: str, bn_eps: float
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """y = BN_{gamma,0}(t) of one component over a batch: training mode (batch statistics) for
+    ``premise="train"``, else evaluation mode with running statistics ``mean`` and ``var``."""
+
+    def bn(t, mean=mean, var=var, gamma=gamma):
+        w = torch.tensor([gamma], dtype=DTYPE)
+        if premise == "train":
+            return torch.nn.functional.batch_norm(t[:, None], None, None, w, None, True, 0.0, bn_eps)[:, 0]
+        rm, rv = mean.reshape(1), var.reshape(1)
+        return torch.nn.functional.batch_norm(t[:, None], rm, rv, w, None, False, 0.0, bn_eps)[:, 0]
+
+    return bn
+
+
+def _bn_case(m: int, premise: str, bn_eps: float, g: torch.Generator) -> tuple[float, float, float]:
+    """One batch size m of Xie eqs. (6)-(7): the autograd Jacobian J of BN over m drawn inputs against eq. (6)
+    rho [I - (1 + x^ x^T)/m] and its singular values against eq. (7). Returns max |J - eq. 6| / rho,
+    max |sigma(J) - eq. 7| / rho and the fraction of singular values equal to rho."""
+    x = _randn(m, g=g) * 2 + 0.5
+    gamma = float(torch.rand(1, generator=g, dtype=DTYPE) + 0.5)
+    mean, var = x.mean(), x.var(unbiased=False)
+    bn = _bn_function(mean, var, gamma, premise, bn_eps)
+    jac = torch.autograd.functional.jacobian(bn, x)  # jac[j, i] = dy_j / dx_i
+    rho = gamma / math.sqrt(float(var) + bn_eps)
+    xh = (x - mean) / math.sqrt(float(var) + bn_eps)
+    eq6 = rho * (torch.eye(m, dtype=DTYPE) - (1 + torch.outer(xh, xh)) / m)
+    lam = torch.linalg.eigvalsh(1 + torch.outer(xh, xh))[-2:]
+    eq7 = torch.cat([rho * (1 - lam / m), torch.full((m - 2,), rho, dtype=DTYPE)]).abs()
+    sv = torch.linalg.svdvals(jac).sort().values
+    e6 = float((jac - eq6).abs().max() / rho)
+    e7 = float((sv - eq7.sort().values).abs().max() / rho)
+    return e6, e7, float(((sv - rho).abs() < 1e-9 * rho).sum()) / m
+
+
 def xie_bn_jacobian(scale: str = "small", premise: str = "train", seed: int = 0) -> dict[str, Any]:
     """Xie eqs. (6)-(7): the batch-norm Jacobian over a mini-batch, entries and spectrum.
 
@@ -703,32 +787,11 @@ def xie_bn_jacobian(scale: str = "small", premise: str = "train", seed: int = 0)
     bn_eps = 1e-5
     comparisons, ms, entry_err, spec_err, frac = [], [], [], [], []
     for m in s["batch_sizes"]:
-        x = _randn(m, g=g) * 2 + 0.5
-        gamma = float(torch.rand(1, generator=g, dtype=DTYPE) + 0.5)
-        mean, var = x.mean(), x.var(unbiased=False)
-
-        def bn(t, mean=mean, var=var, gamma=gamma):
-            w = torch.tensor([gamma], dtype=DTYPE)
-            if premise == "train":
-                return torch.nn.functional.batch_norm(t[:, None], None, None, w, None, True, 0.0, bn_eps)[
-                    :, 0
-                ]
-            rm, rv = mean.reshape(1), var.reshape(1)
-            return torch.nn.functional.batch_norm(t[:, None], rm, rv, w, None, False, 0.0, bn_eps)[:, 0]
-
-        jac = torch.autograd.functional.jacobian(bn, x)  # jac[j, i] = dy_j / dx_i
-        rho = gamma / math.sqrt(float(var) + bn_eps)
-        xh = (x - mean) / math.sqrt(float(var) + bn_eps)
-        eq6 = rho * (torch.eye(m, dtype=DTYPE) - (1 + torch.outer(xh, xh)) / m)
-        lam = torch.linalg.eigvalsh(1 + torch.outer(xh, xh))[-2:]
-        eq7 = torch.cat([rho * (1 - lam / m), torch.full((m - 2,), rho, dtype=DTYPE)]).abs()
-        sv = torch.linalg.svdvals(jac).sort().values
-        e6 = float((jac - eq6).abs().max() / rho)
-        e7 = float((sv - eq7.sort().values).abs().max() / rho)
+        e6, e7, fr = _bn_case(m, premise, bn_eps, g)
         ms.append(m)
         entry_err.append(e6)
         spec_err.append(e7)
-        frac.append(float(((sv - rho).abs() < 1e-9 * rho).sum()) / m)
+        frac.append(fr)
         comparisons += [
             {"label": f"m={m}: max |J - eq. (6)| / rho", "measured": e6, "upper": 0.0, "tolerance": 1e-9},
             {

@@ -7,6 +7,8 @@ computed: :mod:`~normbench.verdicts.metrics`). It imports no torch and nothing t
 (:mod:`normbench.verdicts.numbers`) and the claims (:mod:`normbench.verdicts.claims`) build on it.
 """
 
+from typing import Literal, get_args
+
 from normbench.verdicts.accounting import RunCounts, count_runs, run_status
 from normbench.verdicts.metrics import METRIC_TABLE, Metric, UnknownMetricError, metric_info
 from normbench.verdicts.statistics import (
@@ -16,9 +18,16 @@ from normbench.verdicts.statistics import (
     welch_df,
 )
 
-REPRODUCED, DEVIATES, INCONCLUSIVE = "REPRODUCED", "DEVIATES", "INCONCLUSIVE"
-PROXY, NOT_EVALUATED, NOT_RUN = "PROXY", "NOT EVALUATED", "NOT RUN"
-VERDICTS = (REPRODUCED, DEVIATES, INCONCLUSIVE, PROXY, NOT_EVALUATED, NOT_RUN)
+Verdict = Literal["REPRODUCED", "DEVIATES", "INCONCLUSIVE", "PROXY", "NOT EVALUATED", "NOT RUN"]
+"""The type of a verdict: plain strings (they go into CSV, JSON and HTML as they are), one of :data:`VERDICTS`."""
+
+REPRODUCED: Verdict = "REPRODUCED"
+DEVIATES: Verdict = "DEVIATES"
+INCONCLUSIVE: Verdict = "INCONCLUSIVE"
+PROXY: Verdict = "PROXY"
+NOT_EVALUATED: Verdict = "NOT EVALUATED"
+NOT_RUN: Verdict = "NOT RUN"
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 """Every verdict a number or a claim can get, in display order: the one vocabulary every module uses."""
 
 __all__ = [
@@ -34,6 +43,7 @@ __all__ = [
     "Metric",
     "RunCounts",
     "UnknownMetricError",
+    "Verdict",
     "chi2_sd_interval",
     "count_runs",
     "metric_info",

@@ -86,6 +86,7 @@ from normbench.verdicts import (
     PROXY,
     REPRODUCED,
     VERDICTS,
+    Verdict,
     chi2_sd_interval,
     count_runs,
     metric_info,
@@ -127,7 +128,7 @@ PARAMS_REL = 0.01  # parameter counts: within 1%, or rounding to the printed fig
 COUNT_METRICS = frozenset({"depth", "residual_blocks", "transition_blocks", "modified_blocks"})
 
 
-def decide(d: float, half_width: float, floor: float, n: int, qualifier: str = "exact") -> str:
+def decide(d: float, half_width: float, floor: float, n: int, qualifier: str = "exact") -> Verdict:
     """The verdict of an estimate ``d = ours - paper`` with interval ``d ± half_width`` against the band
     ``[-floor, floor]`` (module docstring): REPRODUCED, DEVIATES or INCONCLUSIVE. ``n`` is our number of runs.
     """
@@ -468,7 +469,7 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
     return row
 
 
-def _judge_estimate(row: dict[str, Any], ref: Reference, tol: Tolerance, finite: list[float]) -> str:
+def _judge_estimate(row: dict[str, Any], ref: Reference, tol: Tolerance, finite: list[float]) -> Verdict:
     """The paper's mean, best of n, max or median against our estimate of it (module docstring)."""
     est = estimate(finite, ref.statistic, tol, ref.runs)
     floor = tol.floor
@@ -482,7 +483,7 @@ def _judge_estimate(row: dict[str, Any], ref: Reference, tol: Tolerance, finite:
     return _set_interval(row, ref, est.value - ref.value, est.se, floor, len(finite))
 
 
-def _judge_spread(row: dict[str, Any], ref: Reference, finite: list[float]) -> str:
+def _judge_spread(row: dict[str, Any], ref: Reference, finite: list[float]) -> Verdict:
     """A std row, judged as a spread: the ratio r = ours / paper on the log scale against the band
     ``[1/B, B]`` (:data:`SD_RATIO_BAND`), with the 95 % chi-square interval of our sigma. REPRODUCED when
     the interval of r lies inside the band, DEVIATES when it lies wholly outside, else INCONCLUSIVE. A zero
@@ -512,7 +513,7 @@ def _judge_spread(row: dict[str, Any], ref: Reference, finite: list[float]) -> s
     return INCONCLUSIVE
 
 
-def _with_diverged(row: dict[str, Any], verdict: str, diverged: int, finished: int) -> str:
+def _with_diverged(row: dict[str, Any], verdict: Verdict, diverged: int, finished: int) -> Verdict:
     """Diverged runs are never dropped: against a finite paper number, a row with diverged runs is at best
     INCONCLUSIVE, and DEVIATES when every one of at least two runs diverged."""
     if not diverged:

@@ -6,6 +6,7 @@ import os
 import shlex
 import sys
 
+from normbench.outputs.layouts import RECORD_FIGURES
 from normbench.probes.record import PROBES
 from normbench.training.data import get_spec
 from normbench.config import RunSpec, results_dir, run_config, run_specs
@@ -22,7 +23,7 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_+]+",
     seed=r"\d+",
     data_id=r"[A-Za-z0-9_]+",
-    probe="|".join(PROBES),
+    probe="|".join([*PROBES, *RECORD_FIGURES]),
 
 
 def data_id(exp: dict) -> str:
@@ -134,12 +135,19 @@ def fig2_spec_json(wildcards) -> str:
     return json.dumps(grid_run_config(CONFIG, spec), sort_keys=True)
 
 
+def record_figures(exp: dict) -> list[str]:
+    """The record figures (e.g. `procrustes_state`) of an experiment that trains runs of their method."""
+    parts = {part for method in exp["methods"] for part in method.split("+")}
+    return [] if exp["grid"] else [fig for fig, method in RECORD_FIGURES.items() if method in parts]
+
+
 def figure_files() -> list[str]:
-    """Training curves of every experiment (a Fig. 2 study: its heat maps) and a figure per probe it records."""
+    """Training curves of every experiment (a Fig. 2 study: its heat maps), a figure per probe it records and
+    per record figure of its methods (the Procrustes state)."""
     return [
         f"{RES}/figures/{name}/{fig}.png"
         for name, exp in CONFIG["experiments"].items()
-        for fig in ["fig2_grid" if exp["grid"] else "curves", *exp["probes"]["names"]]
+        for fig in ["fig2_grid" if exp["grid"] else "curves", *exp["probes"]["names"], *record_figures(exp)]
     ]
 
 
