@@ -652,12 +652,7 @@ def plot_backward_moments(runs, out_stem, title, layout=None):
                 ax, g, x, "value", bounds=(0.0, None), log=True, marker="o", markersize=2, label=var
             )
             drawn = drawn or line is not None
-        if drawn:
-            ax.set_yscale("log")
-            ax.axhline(1.0, color="k", lw=0.6, ls=":")
-            ax.legend(fontsize=7)
-        else:
-            no_data(ax)
+        _end_ratio_panel(ax, drawn, 7)
         ax.set_title(head, fontsize=9)
         ax.set_xlabel(x)
         ax.set_ylabel(r"$q^1 / q^L$")
@@ -734,13 +729,19 @@ def _profile_panel(ax, rows: pd.DataFrame, target: int, targets: tuple, use_it: 
     if not rows.empty:
         pick, head = _nearest_records(rows, target, targets, use_it)
         drawn = _draw_profiles(ax, pick)
+    _end_ratio_panel(ax, drawn, 6)
+    return head
+
+
+def _end_ratio_panel(ax, drawn: bool, legend_size: int) -> None:
+    """Finish a panel of ratios (Xie Figs. 3-4): log axis, a dotted line at 1 and the legend when lines were
+    drawn, else the "no records" note."""
     if drawn:
         ax.set_yscale("log")
         ax.axhline(1.0, color="k", lw=0.6, ls=":")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=legend_size)
     else:
         no_data(ax)
-    return head
 
 
 def plot_backward_profile(runs, out_stem, title, layout=None):
