@@ -95,6 +95,54 @@ def test_claim_never_passes_on_survivors(tmp_path):
     assert _eval(_claim("order_less_than", rev), runs)["verdict"] == "DEVIATES"
 
 
+# ------------------------------------------------------------------------------------------ damaged runs
+
+
+def test_a_damaged_log_is_counted_and_excluded_never_shortened(tmp_path, capsys):
+    """Five runs at the paper's number, one with a bad line in the middle of its finished log: loading without
+    on_damaged is the error naming file and line; with it the run is kept as damaged, the row uses the four
+    others and says one damaged run was excluded; a claim's sample says so too; the CLI warns and goes on."""
+    from normbench.cli.main import main
+    from normbench.runs.folder import load_runs
+
+    runs = Runs(tmp_path)
+    for seed in range(5):
+        runs.add("plain20", seed=seed, errors=[6.0 + 0.01 * seed] * 3)
+        runs.add("preact_resnet20", seed=seed, errors=[9.0 + 0.01 * seed] * 3)
+    bad = runs.paths[2]  # plain20 seed 1
+    lines = bad.read_text().splitlines()
+    lines[1] = (
+        lines[1]
+        .replace('"kind": "epoch"', '"kind": "epoch", "typo": 1')
+        .replace('"train_error": 1.0', '"train_error": -4')
+    )
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"{bad}:2: epoch record, field train_error"):
+        load_runs(runs.paths)
+    seen = []
+    loaded = load_runs(runs.paths, on_damaged=seen.append)
+    assert len(loaded) == 10 and len(seen) == 1 and f"{bad}:2:" in seen[0]
+    row = compare_one(_err_ref(6.0), [r for r in loaded if r.config["model"] == "plain20"])
+    assert row["runs"] == 5 and row["damaged"] == 1 and row["n"] == 4, row
+    assert "1 damaged run(s) excluded" in row["rule"] and row["verdict"] != "NOT RUN"
+    args = {"metric": "final_test_error", "chains": [[{"model": "plain20"}, {"model": "preact_resnet20"}]]}
+    claim = _eval(_claim("order_less_than", args), loaded)
+    assert "1 damaged, excluded" in claim["measured"], claim["measured"]
+    # through the CLI: one warning line naming the file and line, the comparison written
+    out = tmp_path / "out"
+    assert main(["compare", str(tmp_path), "--out-dir", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"normbench compare: warning: {bad}:2: epoch record" in err and "excluded (damaged)" in err
+    assert (out / "comparison.csv").stat().st_size > 0
+    # tables (and figures) leave it out with the same warning: 4 plain20 runs in the table
+    assert main(["tables", str(tmp_path), "--out-dir", str(tmp_path / "tables")]) == 0
+    assert "normbench tables: warning: " in capsys.readouterr().err
+    table = (tmp_path / "tables" / "e.csv").read_text()
+    assert next(line for line in table.splitlines() if line.startswith("e,plain20,")).split(",")[5] == "4", (
+        table
+    )
+
+
 # ---------------------------------------------------------------------------------------- incomplete runs
 
 

@@ -98,11 +98,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tables(args: argparse.Namespace) -> int:
-    from normbench.outputs.tables import write_tables
+def damaged_warning(command: str) -> Callable[[str], None]:
+    """What a reading command does with a damaged run log: one warning line on stderr naming it (file, line,
+    field) and saying the run is excluded; the comparison counts such runs in its rows."""
+
+    def warn(message: str) -> None:
+        print(f"normbench {command}: warning: {message}; this run is excluded (damaged)", file=sys.stderr)
+
+    return warn
+
+
+def readable_runs(paths: list[str], command: str) -> list:
+    """The runs below ``paths`` whose logs can be read; each damaged one is named on stderr and left out."""
     from normbench.runs.folder import load_runs
 
-    for path in write_tables(load_runs(args.runs), args.out_dir):
+    return [r for r in load_runs(paths, on_damaged=damaged_warning(command)) if not r.damaged]
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from normbench.outputs.tables import write_tables
+
+    for path in write_tables(readable_runs(args.runs, "tables"), args.out_dir):
         print(path)
     return 0
 
@@ -110,7 +126,6 @@ def cmd_tables(args: argparse.Namespace) -> int:
 def cmd_figures(args: argparse.Namespace) -> int:
     from normbench.outputs.figures import FIGURES
     from normbench.outputs.probe_figures import PROBE_FIGURES
-    from normbench.runs.folder import load_runs
 
     if args.figure not in FIGURES:
         raise ValueError(f"unknown figure {args.figure!r}; valid: {', '.join(FIGURES)}")
@@ -119,7 +134,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     if not (args.out_dir or args.out_stem):
         raise ValueError("figures: give --out-dir (a figure per experiment) or --out-stem (one figure)")
     layout = json.loads(args.layout) if args.layout else None
-    runs = load_runs(args.runs)
+    runs = readable_runs(args.runs, "figures")
     if args.out_stem:  # one figure of every run given (a paper figure spanning experiments)
         groups = [(args.title or Path(args.out_stem).name, runs, Path(args.out_stem))]
     else:
@@ -167,7 +182,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     refs = load_references(args.references or None)
     claim_list = load_claims(args.references or None)
-    runs = load_runs(args.runs)
+    runs = load_runs(args.runs, on_damaged=damaged_warning("compare"))  # counted and excluded in the rows
     df = compare(refs, runs)
     claims = evaluate_claims(claim_list, runs)
     for path in write_comparison(df, args.out_dir):

@@ -19,6 +19,7 @@ import errno
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
@@ -184,6 +185,7 @@ class Run:
     config: dict[str, Any]
     records: list[dict[str, Any]]
     summary: dict[str, Any] = field(default_factory=dict)
+    damaged: str = ""  # why its log could not be read (load_runs with on_damaged): no records then
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -202,14 +204,22 @@ class Run:
         ]
 
 
+class ConfigUnreadable(ValueError):
+    """A run folder whose ``config.json`` cannot be read."""
+
+
+def _read_config(metrics_path: Path) -> dict[str, Any]:
+    cfg_path = metrics_path.with_name("config.json")
+    try:
+        return json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigUnreadable(f"run {metrics_path.parent}: cannot read {cfg_path.name} ({err})") from err
+
+
 def load_run(metrics_path: str | Path) -> Run:
     """Load one run from its ``metrics.jsonl`` and the ``config.json`` beside it."""
     metrics_path = Path(metrics_path)
-    cfg_path = metrics_path.with_name("config.json")
-    try:
-        config = json.loads(cfg_path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"run {metrics_path.parent}: cannot read {cfg_path.name} ({err})") from err
+    config = _read_config(metrics_path)
     records = read_records(metrics_path, allow_partial_last=False)
     return Run(metrics_path.parent, config, records, summarize(records))
 
@@ -232,5 +242,20 @@ def find_metrics(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-def load_runs(paths: list[str | Path]) -> list[Run]:
-    return [load_run(p) for p in find_metrics(paths)]
+def load_runs(paths: list[str | Path], on_damaged: Callable[[str], None] | None = None) -> list[Run]:
+    """Load every run below ``paths``. A log that cannot be read is an error, unless ``on_damaged`` is given:
+    then it is called with the error (naming the file, line and field) and the run is kept as a *damaged*
+    run, with its config and no records, so that the verdicts count and exclude it
+    (:mod:`normbench.verdicts.accounting`). A run whose ``config.json`` cannot be read is an error either way:
+    nothing could say which row it belongs to."""
+    runs = []
+    for path in find_metrics(paths):
+        try:
+            runs.append(load_run(path))
+        except ValueError as err:
+            config = _read_config(Path(path))  # raises for an unreadable config.json
+            if on_damaged is None:
+                raise
+            on_damaged(str(err))
+            runs.append(Run(Path(path).parent, config, [], summarize([]), damaged=str(err)))
+    return runs

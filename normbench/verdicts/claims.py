@@ -90,7 +90,7 @@ from normbench.verdicts import (
     t_quantile,
     welch_df,
 )
-from normbench.verdicts.accounting import INCOMPLETE
+from normbench.verdicts.accounting import DAMAGED, INCOMPLETE
 from normbench.verdicts.numbers import run_matches, write_verdict_files
 from normbench.verdicts.protocol import protocol_differences as check_protocol
 
@@ -369,6 +369,7 @@ class Sample:
     diverged: int = 0  # runs that diverged and have no value
     missing: int = 0  # runs that did not record the metric (and did not diverge)
     incomplete: int = 0  # runs whose log stops before the configured epochs: excluded
+    damaged: int = 0  # runs whose log cannot be read: excluded
     worst: float | None = None  # the value a diverged run stands for on a performance metric
 
     @property
@@ -402,6 +403,8 @@ class Sample:
             extra.append(f"{self.missing} not recorded")
         if self.incomplete:
             extra.append(f"{self.incomplete} incomplete, excluded")
+        if self.damaged:
+            extra.append(f"{self.damaged} damaged, excluded")
         return f"{self.label} {body} ({', '.join(extra)})"
 
 
@@ -427,6 +430,9 @@ def make_sample(
     for r in runs:
         if run_status(r) == INCOMPLETE:
             sample.incomplete += 1
+            continue
+        if run_status(r) == DAMAGED:
+            sample.damaged += 1
             continue
         v = value_fn(r)
         if not math.isnan(v):

@@ -330,6 +330,7 @@ def _row(ref: Reference, tol: Tolerance | None) -> dict[str, Any]:
         "runs": 0,  # every matched run
         "diverged": 0,
         "incomplete": 0,  # logs that stop before the configured epochs: excluded
+        "damaged": 0,  # logs that cannot be read: excluded
         "delta": nan,  # ours - paper
         "tolerance": nan,  # the floor f: the band [-f, f] around the paper's value
         "rule": SPREAD_RULE
@@ -439,6 +440,7 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
         runs=counts.total,
         diverged=counts.diverged,
         incomplete=counts.incomplete,
+        damaged=counts.damaged,
         protocol_differences="; ".join(diffs),
     )
     if ref.value is None:  # printed '-' because training diverged
@@ -463,6 +465,8 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
         row["rule"] += (
             f"; {counts.incomplete} incomplete run(s) excluded (log stops before the configured epochs)"
         )
+    if counts.damaged:
+        row["rule"] += f"; {counts.damaged} damaged run(s) excluded (log unreadable: see the compare log)"
     row["verdict"] = PROXY if diffs else verdict
     if diffs or row["verdict"] != INCONCLUSIVE:
         row["runs_to_decide"] = None
@@ -564,10 +568,11 @@ def compare_relative(
         runs=counts.total,
         diverged=counts.diverged,
         incomplete=counts.incomplete,
+        damaged=counts.damaged,
         protocol_differences="; ".join(diffs),
         estimator="difference of means",
     )
-    if base_counts.diverged or base_counts.incomplete:
+    if base_counts.diverged or base_counts.incomplete or base_counts.damaged:
         row["rule"] += f"; baseline: {base_counts.describe()}"
     d = ours - ref.value
     if timing:
@@ -628,10 +633,11 @@ def _ours_cell(r: dict[str, Any]) -> str:
 
 
 def _runs_cell(r: dict[str, Any]) -> str:
-    """The runs behind a row: ``n`` used, with diverged and incomplete ones named (never silently dropped)."""
+    """The runs behind a row: ``n`` used, with diverged, incomplete and damaged ones named (never silently
+    dropped)."""
     n = f"{int(r['n'])}" if _finite(r.get("n")) else "0"
     extra = []
-    for key in ("diverged", "incomplete"):
+    for key in ("diverged", "incomplete", "damaged"):
         k = r.get(key)
         if _finite(k) and k:
             extra.append(f"{int(k)} {key}")
