@@ -2,6 +2,7 @@
 matching, the output files, the --strict exit code, and every shipped claim on empty, smoke and paper runs."""
 
 import json
+import math
 import random
 
 import pytest
@@ -865,3 +866,28 @@ def test_shipped_claims_on_the_pipelines_runs(repo, config_file):
         assert df["measured"].str.contains("preact_resnet20").any()
     else:
         assert (df["verdict"] != "NOT RUN").sum() >= 25
+
+
+def test_a_subject_can_be_compared_with_itself_over_time(runs):
+    """Per-subject epoch windows: a ResNet whose transition ratios start at 3 and end near 1 is closer to 1
+    late than early (PASS); the reversed pair FAILs; the label names each window."""
+
+    def ratios(epoch: int) -> dict:
+        r = 1.0 + 2.0 * math.exp(-epoch / 3)  # 3 at epoch 0, about 1.0 at epoch 20
+        return {"grad_norm_ratio": [{"name": "layer2.0", "transition": True, "in_shape": [16], "ratio": r}]}
+
+    for seed in range(3):
+        runs.add(
+            "preact_resnet20",
+            seed=seed,
+            errors=[5.0] * 20,
+            probes={e: ratios(e + 0.1 * seed) for e in range(21)},
+        )
+    late = {"model": "preact_resnet20", "epochs": [16, 20]}
+    early = {"model": "preact_resnet20", "epochs": [1, 5]}
+    args = {"metric": "grad_norm_ratio", "blocks": "transition", "pairs": [[late, early]]}
+    row = _eval(_claim("closer_to_one", args), runs)
+    assert row["verdict"] == "REPRODUCED", row["measured"]
+    assert "preact_resnet20 epochs 16-20" in row["measured"] and "epochs 1-5" in row["measured"]
+    row = _eval(_claim("closer_to_one", {**args, "pairs": [[early, late]]}), runs)
+    assert row["verdict"] == "DEVIATES", row["measured"]

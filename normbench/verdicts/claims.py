@@ -197,6 +197,8 @@ def subject_label(subject: Mapping[str, Any]) -> str:
         out += f" {subject['optimizer']}"
     if subject.get("dataset"):
         out += f" on {subject['dataset']}"
+    if subject.get("epochs"):
+        out += f" epochs {subject['epochs'][0]}-{subject['epochs'][1]}"
     return out
 
 
@@ -642,7 +644,7 @@ class Context:
                 metric,
                 args.get("aggregate"),
                 args.get("blocks", "all"),
-                args.get("epochs") if metric in TIME_SERIES else None,
+                subject.get("epochs", args.get("epochs")) if metric in TIME_SERIES else None,
                 baseline_seconds,
             )
 
