@@ -891,3 +891,23 @@ def test_a_subject_can_be_compared_with_itself_over_time(runs):
     assert "preact_resnet20 epochs 16-20" in row["measured"] and "epochs 1-5" in row["measured"]
     row = _eval(_claim("closer_to_one", {**args, "pairs": [[early, late]]}), runs)
     assert row["verdict"] == "DEVIATES", row["measured"]
+
+
+def test_a_subject_can_be_restricted_to_a_layer_window(runs):
+    """Per-subject layer windows (fractions of the recorded layers): condition numbers high in the first tenth
+    and low in the later half PASS "later < early"; the reversed chain FAILs."""
+    layers = [{"name": f"l{i}", "kappa": 1000.0 / (i + 1) ** 2 + 5.0} for i in range(20)]
+    for seed in range(3):
+        runs.add("resnet164", seed=seed, errors=[5.0], probes={1: {"hidden_condition": layers}})
+    late = {"model": "resnet164", "layers": [0.5, 1.0]}
+    early = {"model": "resnet164", "layers": [0.0, 0.1]}
+    args = {"metric": "hidden_condition_number", "aggregate": "median_over_layers", "chains": [[late, early]]}
+    row = _eval(_claim("order_less_than", args), runs)
+    assert row["verdict"] == "REPRODUCED", row["measured"]
+    assert "layers 0.5-1 of the depth" in row["measured"]
+    assert (
+        _eval(_claim("order_less_than", {**args, "chains": [[early, late]]}), runs)["verdict"] == "DEVIATES"
+    )
+    from normbench.verdicts.claims import layer_window
+
+    assert layer_window(list(range(11)), [0.0, 0.1]) == [0, 1] and layer_window([7], [0.5, 1.0]) == []

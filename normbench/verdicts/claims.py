@@ -199,6 +199,8 @@ def subject_label(subject: Mapping[str, Any]) -> str:
         out += f" on {subject['dataset']}"
     if subject.get("epochs"):
         out += f" epochs {subject['epochs'][0]}-{subject['epochs'][1]}"
+    if subject.get("layers"):
+        out += f" layers {subject['layers'][0]:g}-{subject['layers'][1]:g} of the depth"
     return out
 
 
@@ -244,13 +246,29 @@ def _select_blocks(blocks: list[dict[str, Any]], which: str) -> list[dict[str, A
     raise ValueError(f"unknown blocks selection {which!r}")
 
 
+def layer_window(values: list[Any], layers: list[float] | None) -> list[Any]:
+    """The entries of a per-layer list (forward order) whose position ``i / (n - 1)`` lies in ``layers`` =
+    ``[lo, hi]`` (fractions of the depth: ``[0, 0.1]`` the first tenth, ``[0.5, 1]`` the later half); all of
+    them when ``layers`` is None. A single layer sits at position 0."""
+    if layers is None:
+        return values
+    lo, hi = layers
+    n = len(values)
+    return [v for i, v in enumerate(values) if lo <= (i / (n - 1) if n > 1 else 0.0) <= hi]
+
+
 def series_points(
-    run: Run, metric: str, blocks: str = "all", epochs: list[int] | None = None
+    run: Run,
+    metric: str,
+    blocks: str = "all",
+    epochs: list[int] | None = None,
+    layers: list[float] | None = None,
 ) -> list[list[float]]:
     """The points of a probe metric of one run, one list per probe record used (in epoch order).
 
     Time series (``grad_norm_ratio``, ``weight_correlation``, ``error_moment_ratio``) give every probe record
-    within ``epochs``; end-of-training metrics give the last probe record only. Empty when not recorded.
+    within ``epochs``; end-of-training metrics give the last probe record only, the per-layer condition
+    numbers restricted to the ``layers`` window (:func:`layer_window`). Empty when not recorded.
     """
     if metric == "grad_norm_ratio":
         recs = [r for r in _probe_records(run, "grad_norm_ratio") if _in_epochs(r["epoch"], epochs)]
@@ -285,7 +303,7 @@ def series_points(
             return []
         first = min(last, key=lambda layer: layer.get("layer_index") or 0)
         return [[as_float(first.get("range"))]]
-    return [[as_float(layer.get("kappa")) for layer in last]]
+    return [[as_float(layer.get("kappa")) for layer in layer_window(list(last), layers)]]
 
 
 def reduce_points(points: list[list[float]], aggregate: str) -> float:
@@ -335,6 +353,7 @@ def run_value(
     blocks: str = "all",
     epochs: list[int] | None = None,
     baseline_seconds: float | None = None,
+    layers: list[float] | None = None,
 ) -> float:
     """One number per run for ``metric`` (NaN when the run diverged before it or did not record it)."""
     s = run.summary
@@ -354,7 +373,7 @@ def run_value(
         return 100.0 * (_train_seconds(run) / baseline_seconds - 1.0)
     if metric in TIME_SERIES or metric in END_OF_TRAINING:
         agg = aggregate or ("final" if metric in TIME_SERIES else "mean")
-        return reduce_points(series_points(run, metric, blocks, epochs), agg)
+        return reduce_points(series_points(run, metric, blocks, epochs, layers), agg)
     raise KeyError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
 
 
@@ -646,6 +665,7 @@ class Context:
                 args.get("blocks", "all"),
                 subject.get("epochs", args.get("epochs")) if metric in TIME_SERIES else None,
                 baseline_seconds,
+                subject.get("layers"),
             )
 
         return make_sample(subject_label(subject), self.runs(subject), metric, value)
