@@ -911,3 +911,20 @@ def test_a_subject_can_be_restricted_to_a_layer_window(runs):
     from normbench.verdicts.claims import layer_window
 
     assert layer_window(list(range(11)), [0.0, 0.1]) == [0, 1] and layer_window([7], [0.5, 1.0]) == []
+
+
+def test_activation_range_of_the_later_layer_below_the_first(runs):
+    """activation_range reads every recorded layer's range in forward order; a layer window picks one."""
+    for seed in range(3):
+        dist = [
+            {"name": "fc", "layer_index": 163, "range": 6.0 + seed},
+            {"name": "stem", "layer_index": 0, "range": 1.7e6 * (1 + 0.1 * seed)},
+        ]
+        runs.add("convnet164", seed=seed, errors=[5.0], probes={1: {"activation_dist": dist}})
+    later = {"model": "convnet164", "layers": [1.0, 1.0]}
+    first = {"model": "convnet164", "layers": [0.0, 0.0]}
+    args = {"metric": "activation_range", "aggregate": "median", "chains": [[later, first]]}
+    assert _eval(_claim("order_less_than", args), runs)["verdict"] == "REPRODUCED"
+    assert (
+        _eval(_claim("order_less_than", {**args, "chains": [[first, later]]}), runs)["verdict"] == "DEVIATES"
+    )

@@ -113,6 +113,7 @@ END_OF_TRAINING = {
     "weight_condition_number",
     "hidden_condition_number",
     "first_layer_activation_range",
+    "activation_range",
 }
 METRICS = (
     *SUMMARY_METRICS,
@@ -268,7 +269,8 @@ def series_points(
 
     Time series (``grad_norm_ratio``, ``weight_correlation``, ``error_moment_ratio``) give every probe record
     within ``epochs``; end-of-training metrics give the last probe record only, the per-layer condition
-    numbers restricted to the ``layers`` window (:func:`layer_window`). Empty when not recorded.
+    numbers and activation ranges restricted to the ``layers`` window (:func:`layer_window`). Empty when not
+    recorded.
     """
     if metric == "grad_norm_ratio":
         recs = [r for r in _probe_records(run, "grad_norm_ratio") if _in_epochs(r["epoch"], epochs)]
@@ -289,6 +291,7 @@ def series_points(
         "weight_condition_number": "weight_condition",
         "hidden_condition_number": "hidden_condition",
         "first_layer_activation_range": "activation_dist",
+        "activation_range": "activation_dist",
     }.get(metric)
     if probe is None:
         raise KeyError(f"{metric!r} is not a probe metric")
@@ -303,6 +306,9 @@ def series_points(
             return []
         first = min(last, key=lambda layer: layer.get("layer_index") or 0)
         return [[as_float(first.get("range"))]]
+    if metric == "activation_range":  # the recorded layers in forward order, within the layer window
+        ordered = sorted(last, key=lambda layer: layer.get("layer_index") or 0)
+        return [[as_float(layer.get("range")) for layer in layer_window(ordered, layers)]]
     return [[as_float(layer.get("kappa")) for layer in layer_window(list(last), layers)]]
 
 

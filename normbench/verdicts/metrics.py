@@ -84,6 +84,12 @@ METRIC_TABLE: dict[str, Metric] = dict(
                     "reduction is not implemented",
                 ),
                 (
+                    "activation_range",
+                    "value",
+                    "recorded by the activation_distributions probe (max - min of a layer's outputs, per recorded "
+                    "layer); the claims read it, the number's reduction is not implemented",
+                ),
+                (
                     "first_infinite_condition_layer",
                     "layer",
                     "recorded by the weight_condition_number probe; the reduction to a layer index is not "
