@@ -472,3 +472,27 @@ def test_record_probes_json_and_errors() -> None:
     with pytest.raises(ValueError, match="unknown probe"):
         record_probes(model, image_batch(), ["grad_norm_ratio", "nope"])
     assert json_safe({"a": (float("-inf"), float("nan"), 1.5)}) == {"a": ["-inf", "nan", 1.5]}
+
+
+def test_relu_nonzero_counts_every_relu_call():
+    """Xie footnote 3: after BN (train mode, zero-mean outputs) about half the ReLU outputs are non-zero; a
+    ReLU fed positive inputs passes everything; a module used twice counts twice; no nn.ReLU: NaN."""
+    import math
+
+    from torch import nn
+
+    from normbench.probes.distributions import relu_nonzero
+
+    torch.manual_seed(0)
+    relu = nn.ReLU()
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), relu, nn.Conv2d(16, 16, 1), relu)
+    x = torch.randn(32, 3, 8, 8)
+    net.train()
+    out = relu_nonzero(net, (x, torch.zeros(32, dtype=torch.long)))
+    assert len(out["calls"]) == 2 and out["numel"] == 2 * 32 * 16 * 8 * 8
+    assert 45.0 < out["calls"][0]["percent"] < 55.0  # BN in train mode: each channel zero-mean
+    assert out["percent"] == pytest.approx(100.0 * out["nonzero"] / out["numel"])
+    assert net.training and not any(p.grad is not None for p in net.parameters())
+    positive = relu_nonzero(nn.Sequential(nn.ReLU()), torch.rand(4, 3) + 0.1)
+    assert positive["percent"] == 100.0
+    assert math.isnan(relu_nonzero(nn.Sequential(nn.Linear(3, 3)), torch.rand(4, 3))["percent"])

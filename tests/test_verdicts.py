@@ -445,3 +445,37 @@ def test_a_claim_pooling_data_sets_holds_each_subject_to_its_own_recipe():
     claim = next(c for c in load_claims() if c.key == "oyedotun2020/plain_does_not_learn")
     assert claim.recipe_for("mnist")["augment"] == "none"
     assert claim.recipe_for("cifar10")["augment"] == "cited"
+
+
+def test_relu_nonzero_fraction_is_evaluated_from_the_probe(tmp_path):
+    """Xie footnote 3's "approximately 50%" is a number computed from the relu_nonzero probe (the last
+    epoch-schedule record; an iteration-schedule record does not count): 49.6-50.4 % over three runs is
+    REPRODUCED, 80 % DEVIATES, and runs without the probe leave the row undecided rather than NOT EVALUATED."""
+
+    def add(runs, percents):
+        for seed, pct in enumerate(percents):
+            probes = {1: {"relu_nonzero": {"percent": pct, "nonzero": 1, "numel": 2, "calls": []}}}
+            runs.add("convnet44", seed=seed, errors=[10.0], probes=probes)
+        return runs.load()
+
+    ref = _ref(
+        50.0, metric="relu_nonzero_fraction", model="convnet44", qualifier="about", statistic="unstated"
+    )
+    row = compare_one(ref, add(Runs(tmp_path / "a"), [49.6, 50.0, 50.4]))
+    assert row["verdict"] == "REPRODUCED" and row["ours_mean"] == pytest.approx(50.0), row
+    assert compare_one(ref, add(Runs(tmp_path / "b"), [79.6, 80.0, 80.4]))["verdict"] == "DEVIATES"
+    bare = Runs(tmp_path / "c")
+    for seed in range(3):
+        bare.add("convnet44", seed=seed, errors=[10.0])
+    row = compare_one(ref, bare.load())
+    assert row["verdict"] not in ("REPRODUCED", "DEVIATES", "NOT EVALUATED") and row["n"] == 0, row
+    from conftest import epoch_records
+
+    from normbench.runs.folder import summarize
+
+    recs = [
+        *epoch_records([1.0], [2.0]),
+        {"kind": "probe", "epoch": 1, "probes": {"relu_nonzero": {"percent": 50.0}}},
+        {"kind": "probe", "epoch": 2, "iteration": 77, "probes": {"relu_nonzero": {"percent": 99.0}}},
+    ]
+    assert summarize(recs)["relu_nonzero_fraction"] == 50.0

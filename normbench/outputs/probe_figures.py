@@ -233,6 +233,20 @@ def plot_weight_correlation(runs, out_stem, title, layout=None):
     )
 
 
+def plot_relu_nonzero(runs, out_stem, title, layout=None):
+    """Xie footnote 3: the share of ReLU outputs that are non-zero over the epochs."""
+    return _epoch_series(
+        runs,
+        "relu_nonzero",
+        lambda res: as_float(res["percent"]),
+        "non-zero ReLU outputs (%)",
+        out_stem,
+        title,
+        "share of non-zero outputs over every ReLU (the paper: about 50 % after BN)",
+        bounds=(0.0, 100.0),
+    )
+
+
 def _spans_decades(values: pd.Series, decades: float = 2.0) -> bool:
     positive = values[values > 0]
     return len(positive) > 0 and bool((values > 0).all()) and positive.max() / positive.min() > 10**decades
@@ -791,6 +805,7 @@ PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str, dict | None], list[Path
     "grad_norm_ratio": plot_grad_norm_ratio,
     "backward_moments": plot_backward_moments,
     "weight_correlation": plot_weight_correlation,
+    "relu_nonzero": plot_relu_nonzero,
     "singular_values": plot_singular_values,
     "sv_histograms": plot_sv_layers,
     "weight_condition": lambda runs, out, title, layout=None: _per_layer(

@@ -21,7 +21,9 @@ from normbench.probes._common import (
     capture_activations,
     floats,
     pick_spread,
+    probe_context,
     resolve_modules,
+    unpack_batch,
 )
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.0, 0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 1.0)
@@ -183,3 +185,39 @@ def weight_distributions(
             }
         )
     return out
+
+
+def relu_nonzero(model: nn.Module, batch: Any) -> dict[str, Any]:
+    """Xie et al. 2017, footnote 3: "placing ReLU after BN guarantees approximately 50% activations to be
+    nonzero". One no-grad forward pass on ``batch`` in the model's current mode (buffers and RNG restored):
+    over every call of every ``nn.ReLU`` module, the share (%) of its outputs that are > 0.
+
+    Returns ``{"percent", "nonzero", "numel", "calls": [{"name", "percent"}]}`` (calls in execution order; a
+    module applied twice appears twice). ``percent`` is NaN for a model without ``nn.ReLU`` modules (one using
+    ``F.relu`` only): nothing was measured.
+    """
+    x, _ = unpack_batch(model, batch)
+    calls: list[dict[str, Any]] = []
+    totals = [0, 0]
+    handles = []
+
+    def make_hook(name: str):
+        def hook(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+            nonzero, numel = int((out > 0).sum()), int(out.numel())
+            totals[0] += nonzero
+            totals[1] += numel
+            calls.append({"name": name, "percent": 100.0 * nonzero / numel if numel else math.nan})
+
+        return hook
+
+    with probe_context(model), torch.no_grad():
+        try:
+            for name, mod in model.named_modules():
+                if isinstance(mod, nn.ReLU):
+                    handles.append(mod.register_forward_hook(make_hook(name)))
+            model(x)
+        finally:
+            for h in handles:
+                h.remove()
+    percent = 100.0 * totals[0] / totals[1] if totals[1] else math.nan
+    return {"percent": percent, "nonzero": totals[0], "numel": totals[1], "calls": calls}

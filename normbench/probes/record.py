@@ -14,6 +14,7 @@ hidden_condition       :func:`~.conditioning.hidden_condition_numbers`     Oyedo
 activation_dist        :func:`~.distributions.activation_distributions`    Oyedotun Figs. 5, 7, 9
 weight_dist            :func:`~.distributions.weight_distributions`        Oyedotun Figs. 6, 8, 10
 weight_correlation     :func:`~.correlation.weight_correlation`            Xie Fig. 2, Eq. 8
+relu_nonzero           :func:`~.distributions.relu_nonzero`                Xie footnote 3
 =====================  =================================================  ==========================
 """
 
@@ -27,7 +28,7 @@ from torch import nn
 
 from normbench.probes.conditioning import hidden_condition_numbers, weight_condition_numbers
 from normbench.probes.correlation import weight_correlation
-from normbench.probes.distributions import activation_distributions, weight_distributions
+from normbench.probes.distributions import activation_distributions, relu_nonzero, weight_distributions
 from normbench.probes.gradients import backward_error_moments, block_grad_norm_ratios
 from normbench.probes.spectra import singular_value_histograms, weight_singular_values
 from normbench.runs.records import json_safe
@@ -45,6 +46,7 @@ PROBES: dict[str, tuple[ProbeFn, bool]] = {
     "activation_dist": (activation_distributions, True),
     "weight_dist": (weight_distributions, False),
     "weight_correlation": (weight_correlation, False),
+    "relu_nonzero": (relu_nonzero, True),
 }
 
 

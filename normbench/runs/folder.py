@@ -25,7 +25,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from normbench.runs.records import check_record, record_line
+from normbench.runs.records import as_float, check_record, record_line
 
 
 def with_filename(err: OSError, path: str | Path) -> OSError:
@@ -102,7 +102,9 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     - ``final_test_top5_error``: top-5 test error at the last epoch (%; ImageNet tables);
     - ``final_test_loss``, ``epochs`` (epochs completed), ``diverged`` (bool) and ``diverged_epoch``;
     - ``eval_unhealthy``: the number of unhealthy evaluations (``eval_health`` records) and
-      ``eval_unhealthy_epochs`` their epochs.
+      ``eval_unhealthy_epochs`` their epochs;
+    - ``relu_nonzero_fraction``: the share (%) of non-zero ReLU outputs at the last ``relu_nonzero`` probe
+      record of the epoch schedule (only when the run records that probe).
     A diverged run's error quantities are NaN: it has no meaningful final error.
     """
     epochs = [r for r in records if r.get("kind") == "epoch"]
@@ -134,6 +136,13 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         train_accuracy=100.0 - last["train_error"],
         epoch_train_seconds=mean(r.get("step_seconds", float("nan")) * r.get("steps", 0) for r in epochs),
     )
+    relu = [
+        r
+        for r in records
+        if r.get("kind") == "probe" and "relu_nonzero" in (r.get("probes") or {}) and "iteration" not in r
+    ]
+    if relu:  # Xie footnote 3, at the last epoch-schedule probe (only runs that record it have the key)
+        out["relu_nonzero_fraction"] = as_float(relu[-1]["probes"]["relu_nonzero"]["percent"])
     return out
 
 

@@ -47,6 +47,13 @@ METRIC_TABLE: dict[str, Metric] = dict(
         _m("final_train_error", TRAINED, "%", "training error at the last epoch", 0.5),
         _m("final_test_top5_error", TRAINED, "%", "top-5 test error at the last epoch", 0.5),
         _m("test_accuracy", TRAINED, "%", "100 - final test error", 0.5, True),
+        _m(
+            "relu_nonzero_fraction",
+            TRAINED,
+            "%",
+            "share of non-zero ReLU outputs on the probe batch at the last relu_nonzero probe (Xie footnote 3)",
+            2.0,
+        ),
         _m("train_accuracy", TRAINED, "%", "100 - final training error", 0.5, True),
         _m("gap_mean", TRAINED, _ERR, "mean over epochs of test error - training error", 1.0),
         _m("gap_max", TRAINED, _ERR, "max over epochs of test error - training error", 2.0),
@@ -113,7 +120,6 @@ METRIC_TABLE: dict[str, Metric] = dict(
                 ),
                 ("weight_correlation_ratio", "ratio", "a ratio of two weight_correlation reductions"),
                 ("error_moment_ratio_gain", "ratio", "a ratio of two error_moment_ratio reductions"),
-                ("relu_nonzero_fraction", "fraction", "needs an activation-sparsity probe (not recorded)"),
                 (
                     "grad_norm_ratio_max",
                     "ratio",
