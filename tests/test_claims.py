@@ -928,3 +928,62 @@ def test_activation_range_of_the_later_layer_below_the_first(runs):
     assert (
         _eval(_claim("order_less_than", {**args, "chains": [[first, later]]}), runs)["verdict"] == "DEVIATES"
     )
+
+
+def test_backward_pattern_stable_iteration(tmp_path):
+    """Profiles converging to a fixed pattern: the stable iteration is the first record from which every
+    later one (before the learning-rate drop) is within a factor 2 of the last; records after the drop and
+    unknown iterations are ignored; fewer than three profiles: NaN. The claim passes when it is below 3300."""
+    from normbench.runs.folder import Run
+    from normbench.verdicts.claims import stable_iteration
+
+    target = [math.log(v) for v in (0.1, 0.3, 1.0)]
+
+    def run(shifts: dict[int, float], drop_after: int | None = None) -> Run:
+        records = []
+        for epoch in range(1, 41):  # 100 steps per epoch
+            lr = 0.01 if drop_after is not None and epoch > drop_after else 0.1
+            records.append({"kind": "epoch", "epoch": epoch, "steps": 100, "lr": lr})
+        for it, shift in sorted(shifts.items()):
+            q = [math.exp(t + shift * (i < 2)) for i, t in enumerate(target)]
+            records.append(
+                {
+                    "kind": "probe",
+                    "epoch": it // 100 + 1,
+                    "iteration": it,
+                    "probes": {"backward_moments": {"q": q}},
+                }
+            )
+        return Run(tmp_path, {"seed": 0}, records)
+
+    # off by a factor 8 until 2000, a factor 1.5 from 2500 on
+    shifts = {
+        **{it: math.log(8.0) for it in range(50, 2001, 50)},
+        **{it: math.log(1.5) for it in range(2050, 4001, 50)},
+    }
+    assert stable_iteration(run(shifts)) == 2050.0
+    # after a drop (at iteration 3000) the pattern may change: not counted
+    late = {**shifts, **{it: math.log(50.0) for it in range(3050, 4001, 50)}}
+    assert stable_iteration(run(late, drop_after=30)) == 2050.0
+    assert math.isnan(stable_iteration(run({50: 0.0, 100: 0.0})))
+
+
+def test_fig4_claim_reads_the_stable_iteration(runs):
+    """The paper's claim on hand-made runs whose profile settles after epoch 10 (10 steps an epoch: iteration
+    100): each run's stable iteration is 100, below 3300."""
+    claim = next(c for c in load_claims() if c.id == "fig4_pattern_stable_by_3000")
+    for seed in range(3):
+        probes = {
+            e: {"backward_moments": {"q": [0.1 * (f := 8.0 if e < 10 else 1.2), 0.3 * f, 1.0]}}
+            for e in range(0, 31)
+        }
+        runs.add(
+            "convnet44",
+            method="ortho_init+ortho_reg",
+            seed=seed,
+            errors=[10.0] * 30,
+            probes=probes,
+            reproduces=("xie2017/fig4",),
+        )
+    row = _eval(claim, runs)
+    assert "100 ± 0" in row["measured"] and row["verdict"] in ("REPRODUCED", "PROXY"), row

@@ -122,10 +122,14 @@ METRICS = (
     "test_accuracy",
     "diverged_epoch",
     "train_time_overhead",
+    "backward_pattern_stable_iteration",
     *sorted(TIME_SERIES),
     *sorted(END_OF_TRAINING),
 )
 """Every metric a claim may name (the per-run numbers :func:`run_value` computes)."""
+
+STABLE_LOG_TOLERANCE = math.log(2.0)
+"""A backward profile is "stable" within a factor 2 of the reference pattern (median over layers): ours."""
 
 AGGREGATES = ("final", "mean", "median", "median_over_layers", "median_abs_log", "spread_log")
 
@@ -312,6 +316,48 @@ def series_points(
     return [[as_float(layer.get("kappa")) for layer in layer_window(list(last), layers)]]
 
 
+def backward_profiles(run: Run) -> list[tuple[int, list[float]]]:
+    """``(iteration, log(q^l / q^L) per layer)`` of every ``backward_moments`` record of ``run`` before its
+    first learning-rate drop, in iteration order: a record's own ``iteration`` (an iteration schedule), else the
+    training steps of the epochs up to it (0 at initialisation). Records whose iteration is unknown, or with a
+    non-positive moment, are left out."""
+    steps, total, drop, prev = {0: 0}, 0, None, None
+    for rec in run.records:
+        if rec.get("kind") != "epoch" or "steps" not in rec:
+            continue
+        lr = as_float(rec.get("lr"))
+        if drop is None and prev is not None and lr < prev * 0.99:
+            drop = total
+        total += int(rec["steps"])
+        steps[rec["epoch"]], prev = total, lr
+    out: dict[int, list[float]] = {}
+    for rec in run.probes("backward_moments", iterations=True):
+        it = rec.get("iteration", steps.get(rec["epoch"]))
+        q = [as_float(v) for v in rec["probes"]["backward_moments"].get("q", [])]
+        if it is None or (drop is not None and it > drop) or not q or min(q) <= 0 or it in out:
+            continue
+        out[int(it)] = [math.log(v / q[-1]) for v in q]
+    return sorted(out.items())
+
+
+def stable_iteration(run: Run, tolerance: float = STABLE_LOG_TOLERANCE) -> float:
+    """Xie Fig. 4's "About after 2000 to 3000 iterations, the ratio trend to converge to a certain of stable
+    evolution pattern shown in the 20000th and 30000th iterations": the first recorded iteration t after which
+    every profile (up to the first learning-rate drop) is within ``tolerance`` of the reference pattern, the
+    last profile before that drop: median over layers of |log(q_t^l/q_t^L) - log(q_ref^l/q_ref^L)| <=
+    ``tolerance`` (log 2, ours). NaN with fewer than three profiles (nothing to call stable)."""
+    profiles = backward_profiles(run)
+    if len(profiles) < 3:
+        return math.nan
+    ref = profiles[-1][1]
+    first = profiles[-1][0]
+    for it, prof in reversed(profiles):
+        if len(prof) != len(ref) or median(abs(a - b) for a, b in zip(prof, ref)) > tolerance:
+            break
+        first = it
+    return float(first)
+
+
 def reduce_points(points: list[list[float]], aggregate: str) -> float:
     """One number from a run's points (see ``docs/references.md``, "Aggregates"); NaN points are dropped."""
     if aggregate not in AGGREGATES:
@@ -373,6 +419,8 @@ def run_value(
         return 100.0 - as_float(s.get("final_test_error"))
     if metric == "diverged_epoch":
         return as_float(s.get("diverged_epoch"))
+    if metric == "backward_pattern_stable_iteration":
+        return stable_iteration(run)
     if metric == "train_time_overhead":
         if not baseline_seconds or not math.isfinite(baseline_seconds):
             return math.nan
