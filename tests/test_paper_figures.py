@@ -453,8 +453,8 @@ def test_oyedotun_unit_figures_one_model_a_panel_per_layer(tmp_path):
     for panel in (first, last):
         lines = finite_lines(panel)
         assert [line["label"] for line in lines] == ["seed 0", "seed 1"]
-        for line in lines:
-            assert sum(line["y"][:-1]) == pytest.approx(1.0)
+        for line in lines:  # a closed outline: 0, the bins' fractions (summing to 1), 0
+            assert line["y"][0] == line["y"][-1] == 0.0 and sum(line["y"][1:-1]) == pytest.approx(1.0)
     # weights of the other model: its own range
     data = saved(
         probe_figures.plot_unit_distribution(

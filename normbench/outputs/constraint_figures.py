@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -76,6 +77,7 @@ def plot_procrustes_state(runs: list[Run], out_stem: str | Path, title: str = ""
             no_data(ax)
         ax.set_title(head, fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0][0].set_ylabel(r"singular value / gain $\sigma / g$")
     seeds = int(df.groupby("key")["seed"].nunique().max()) if not df.empty else 0
     caption = (

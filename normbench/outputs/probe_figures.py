@@ -430,8 +430,10 @@ def plot_unit_distribution(runs, out_stem, title, layout=None):
             total = sum(counts)
             if not counts or total <= 0 or len(edges) != len(counts) + 1:
                 continue
-            frac = [c / total for c in counts]
-            ax.plot(edges, [*frac, frac[-1]], drawstyle="steps-post", label=f"seed {seed}")
+            frac = [
+                c / total for c in counts
+            ]  # a closed stair outline: up at the first edge, down at the last
+            ax.plot([edges[0], *edges], [0.0, *frac, 0.0], drawstyle="steps-post", label=f"seed {seed}")
             ranges.append(as_float(layer.get("range")))
         if ranges:
             finite = [v for v in ranges if math.isfinite(v)]
@@ -442,6 +444,8 @@ def plot_unit_distribution(runs, out_stem, title, layout=None):
             no_data(ax)
             ax.set_title(f"layer {idx + 1 if idx is not None else '?'}", fontsize=8)
         ax.set_xlabel(f"{kind[:-1]} value")
+    for ax in axes[0]:
+        ax.set_ylim(bottom=0.0)
     if not keys:
         no_data(axes[0][0])
     axes[0][0].set_ylabel("fraction of values")
