@@ -78,10 +78,10 @@ def validate_config(config: dict) -> dict:
 def apply_proxy(config: dict) -> dict:
     """Replace ``config``'s experiments by those of ``proxy.from`` at proxy scale (see the schema's ``proxy``).
 
-        Each derived experiment keeps its name, models, methods, options, optimizer, schedule type and the paper
-        tables it reproduces; it runs on ``proxy.dataset`` (standing for the experiment's own data set, recorded as
-        ``paper_dataset``), for ``proxy.epochs`` epochs, with the first ``proxy.seeds`` seeds, and builds
-        ``proxy.architectures[model]`` in place of each model. Step milestones beyond the shortened run are dropped,
+    Each derived experiment keeps its name, models, methods, options, optimizer, schedule type and the paper
+    tables it reproduces; it runs on ``proxy.dataset`` (standing for the experiment's own data set, recorded as
+    ``paper_dataset``), for ``proxy.epochs`` epochs, with the first ``proxy.seeds`` seeds, and builds
+    ``proxy.architectures[model]`` in place of each model. Step milestones beyond the shortened run are dropped,
     and so are image-folder crops (``augment.crop``, ``augment.lighting``) on an in-memory proxy data set (the
     protocol check names the difference).
     """

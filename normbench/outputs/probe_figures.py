@@ -12,7 +12,7 @@ and writes PNG, PDF and the JSON of what it drew (:func:`normbench.outputs.figur
   last) against the training iteration, two panels: all iterations and, enlarged, those before the first
   learning-rate drop; ``backward_profile``: Xie Fig. 4, q^l/q^L per layer at named iterations (200, 2000,
   20000, 30000), one panel each. The iteration of a record is its own ``iteration`` where the trainer wrote
-  one, else the steps of the epochs up to it (:func:`probe_iterations`); with per-epoch records the title says
+  one, else the steps of the epochs up to it (:func:`normbench.runs.folder.probe_iterations`); with per-epoch records the title says
   EPOCH RESOLUTION (the paper samples every 50 iterations);
 - ``weight_correlation``: Xie Fig. 2, mean signed correlation among filters (Eq. 8) over epochs;
 - ``sv_histograms``: Jia Fig. 1, normalized singular-value histograms of the lower, middle and higher layers
@@ -50,7 +50,7 @@ from normbench.outputs.figures import (  # noqa: E402
     save_figure,
 )
 from normbench.outputs.layouts import OYEDOTUN_UNIT_FIGURES  # noqa: E402, F401 (re-exported)
-from normbench.runs.folder import Run  # noqa: E402
+from normbench.runs.folder import Run, first_lr_drop, probe_iterations  # noqa: E402
 from normbench.runs.records import as_float  # noqa: E402
 
 GRAD_RATIO_LABEL = r"$\|\partial E/\partial x_{l+1}\| \,/\, \|\partial E/\partial x_l\|$"
@@ -551,34 +551,6 @@ def plot_sv_layers(runs, out_stem, title, layout=None, name="sv_histograms"):
 # ----------------------------------------------------------------------------- Xie et al., Figs. 3-4
 
 
-def probe_iterations(run: Run, name: str):
-    """Yield (epoch, iteration, result) of every ``name`` probe record of ``run``. The iteration is the
-    record's own ``iteration`` where the trainer wrote one (an iteration schedule), else the training steps
-    of the epochs up to the record's (the epoch records' ``steps``; 0 at the initialisation record), else
-    ``None``. In iteration order; of two records at the same iteration (an iteration-schedule record at an
-    epoch's last step and that epoch's own record) only the first is kept."""
-    steps, total, known = {}, 0, True
-    for rec in run.records:
-        if rec.get("kind") == "epoch":
-            if "steps" in rec and known:
-                total += int(rec["steps"])
-            else:
-                known = False
-            steps[rec["epoch"]] = total if known else None
-    seen = set()
-    for rec in run.probes(name, iterations=True):
-        if rec.get("iteration") is not None:
-            it = int(rec["iteration"])
-        elif rec["epoch"] == 0:
-            it = 0
-        else:
-            it = steps.get(rec["epoch"])
-        if it is not None and it in seen:
-            continue
-        seen.add(it)
-        yield rec["epoch"], it, rec["probes"][name]
-
-
 def _resolution_note(runs: list[Run], name: str) -> str:
     """How finely the probe was sampled: per iteration record, or per epoch (the papers' iterations are then
     the steps of the epochs up to each record)."""
@@ -594,23 +566,6 @@ def _resolution_note(runs: list[Run], name: str) -> str:
     gaps = sorted({b - a for a, b in zip(every, every[1:])})
     step = f"every {gaps[0]} epoch{'s' if gaps[0] != 1 else ''}" if len(gaps) == 1 else "per epoch"
     return f"EPOCH RESOLUTION: probes recorded {step} (iteration = training steps up to the record)"
-
-
-def first_lr_drop(run: Run) -> int | None:
-    """The iteration at which the learning rate is first divided (the end of the epoch before the first
-    epoch with a smaller rate), from the epoch records; ``None`` when it never drops or steps are unknown."""
-    total, prev = 0, None
-    for rec in run.records:
-        if rec.get("kind") != "epoch":
-            continue
-        lr = as_float(rec.get("lr"))
-        if prev is not None and lr < prev * 0.99:
-            return total
-        if "steps" not in rec:
-            return None
-        total += int(rec["steps"])
-        prev = lr
-    return None
 
 
 def _backward_frame(runs: list[Run]) -> pd.DataFrame:
@@ -642,7 +597,7 @@ def plot_backward_moments(runs, out_stem, title, layout=None):
     against the training iteration, a line per variant (mean over seeds, ± 1 std band), log axis, the first
     five iterations omitted as in the paper. Two panels: top, all iterations; bottom, enlarged from the 5th
     iteration to the first learning-rate drop (the paper's 32000th iteration), read from the epoch records.
-    Iterations come from the records (see :func:`probe_iterations`); where they are unknown the x axis is the
+    Iterations come from the records (see :func:`normbench.runs.folder.probe_iterations`); where they are unknown the x axis is the
     epoch. The paper samples every 50 iterations; the note in the title says the resolution drawn."""
     df = _backward_frame(runs)
     use_it = not df.empty and df["iteration"].notna().all()

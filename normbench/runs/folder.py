@@ -136,11 +136,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         train_accuracy=100.0 - last["train_error"],
         epoch_train_seconds=mean(r.get("step_seconds", float("nan")) * r.get("steps", 0) for r in epochs),
     )
-    relu = [
-        r
-        for r in records
-        if r.get("kind") == "probe" and "relu_nonzero" in (r.get("probes") or {}) and "iteration" not in r
-    ]
+    relu = probe_records(records, "relu_nonzero")
     if relu:  # Xie footnote 3, at the last epoch-schedule probe (only runs that record it have the key)
         out["relu_nonzero_fraction"] = as_float(relu[-1]["probes"]["relu_nonzero"]["percent"])
     return out
@@ -201,16 +197,66 @@ class Run:
         return (self.config["experiment"], self.config["model"], self.config["method"])
 
     def probes(self, name: str, iterations: bool = False) -> list[dict[str, Any]]:
-        """The run's probe records holding probe ``name``, in log order: those of the epoch schedule (epoch 0
-        and every ``probes.every`` epochs), plus, with ``iterations``, those of the iteration schedule (the
-        records with an ``"iteration"``, taken inside their epoch)."""
-        return [
-            r
-            for r in self.records
-            if r.get("kind") == "probe"
-            and name in (r.get("probes") or {})
-            and (iterations or r.get("iteration") is None)
-        ]
+        """:func:`probe_records` of this run."""
+        return probe_records(self.records, name, iterations)
+
+
+def probe_records(records: list[dict[str, Any]], name: str, iterations: bool = False) -> list[dict[str, Any]]:
+    """The probe records holding probe ``name``, in log order: those of the epoch schedule (epoch 0 and every
+    ``probes.every`` epochs), plus, with ``iterations``, those of the iteration schedule (the records with an
+    ``"iteration"``, taken inside their epoch)."""
+    return [
+        r
+        for r in records
+        if r.get("kind") == "probe"
+        and name in (r.get("probes") or {})
+        and (iterations or r.get("iteration") is None)
+    ]
+
+
+def probe_iterations(run: Run, name: str):
+    """Yield (epoch, iteration, result) of every ``name`` probe record of ``run``. The iteration is the
+    record's own ``iteration`` where the trainer wrote one (an iteration schedule), else the training steps
+    of the epochs up to the record's (the epoch records' ``steps``; 0 at the initialisation record), else
+    ``None``. In iteration order; of two records at the same iteration (an iteration-schedule record at an
+    epoch's last step and that epoch's own record) only the first is kept."""
+    steps, total, known = {}, 0, True
+    for rec in run.records:
+        if rec.get("kind") == "epoch":
+            if "steps" in rec and known:
+                total += int(rec["steps"])
+            else:
+                known = False
+            steps[rec["epoch"]] = total if known else None
+    seen = set()
+    for rec in run.probes(name, iterations=True):
+        if rec.get("iteration") is not None:
+            it = int(rec["iteration"])
+        elif rec["epoch"] == 0:
+            it = 0
+        else:
+            it = steps.get(rec["epoch"])
+        if it is not None and it in seen:
+            continue
+        seen.add(it)
+        yield rec["epoch"], it, rec["probes"][name]
+
+
+def first_lr_drop(run: Run) -> int | None:
+    """The iteration at which the learning rate is first divided (the end of the epoch before the first
+    epoch with a smaller rate), from the epoch records; ``None`` when it never drops or steps are unknown."""
+    total, prev = 0, None
+    for rec in run.records:
+        if rec.get("kind") != "epoch":
+            continue
+        lr = as_float(rec.get("lr"))
+        if prev is not None and lr < prev * 0.99:
+            return total
+        if "steps" not in rec:
+            return None
+        total += int(rec["steps"])
+        prev = lr
+    return None
 
 
 class ConfigUnreadable(ValueError):

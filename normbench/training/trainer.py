@@ -167,6 +167,9 @@ def injected(hook: Callable[..., None]) -> Iterator[Callable[..., None]]:
 
 
 EVAL_LOSS_FACTOR = 100.0
+"""A test loss above ``EVAL_LOSS_FACTOR * ln(num_classes)`` (100 times the chance-level loss of a uniform
+prediction; 230 nats for 10 classes) is absurd: see :func:`eval_health`."""
+
 
 # Within an epoch, a progress line at most every this many seconds (env NORMBENCH_PROGRESS_SECONDS; 0: none):
 # steps done, rate, epoch and run ETA. An ImageNet epoch is hours; a log file should still show the run moving.
@@ -203,10 +206,6 @@ def progress_line(
         f"{batch * step / max(elapsed, 1e-9):.0f} img/s; epoch ETA {clock((steps - step) * per_step)}, "
         f"run ETA {clock(left * per_step)}"
     )
-
-
-"""A test loss above ``EVAL_LOSS_FACTOR * ln(num_classes)`` (100 times the chance-level loss of a uniform
-prediction; 230 nats for 10 classes) is absurd: see :func:`eval_health`."""
 
 
 def eval_health(test_loss: float, num_classes: int) -> str | None:

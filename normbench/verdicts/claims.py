@@ -77,7 +77,7 @@ from typing import Any
 import pandas as pd
 
 from normbench.references import CHECKS, Claim
-from normbench.runs.folder import DATASET_SHAPES, Run
+from normbench.runs.folder import DATASET_SHAPES, Run, first_lr_drop, probe_iterations
 from normbench.runs.records import as_float
 from normbench.verdicts import (
     DEVIATES,
@@ -317,27 +317,18 @@ def series_points(
 
 
 def backward_profiles(run: Run) -> list[tuple[int, list[float]]]:
-    """``(iteration, log(q^l / q^L) per layer)`` of every ``backward_moments`` record of ``run`` before its
-    first learning-rate drop, in iteration order: a record's own ``iteration`` (an iteration schedule), else the
-    training steps of the epochs up to it (0 at initialisation). Records whose iteration is unknown, or with a
-    non-positive moment, are left out."""
-    steps, total, drop, prev = {0: 0}, 0, None, None
-    for rec in run.records:
-        if rec.get("kind") != "epoch" or "steps" not in rec:
+    """``(iteration, log(q^l / q^L) per layer)`` of every ``backward_moments`` record of ``run`` up to its first
+    learning-rate drop, in iteration order (:func:`~normbench.runs.folder.probe_iterations`,
+    :func:`~normbench.runs.folder.first_lr_drop`). Records whose iteration is unknown, or with a non-positive
+    moment, are left out."""
+    drop = first_lr_drop(run)
+    out = []
+    for _, it, res in probe_iterations(run, "backward_moments"):
+        q = [as_float(v) for v in res.get("q", [])]
+        if it is None or (drop is not None and it > drop) or not q or min(q) <= 0:
             continue
-        lr = as_float(rec.get("lr"))
-        if drop is None and prev is not None and lr < prev * 0.99:
-            drop = total
-        total += int(rec["steps"])
-        steps[rec["epoch"]], prev = total, lr
-    out: dict[int, list[float]] = {}
-    for rec in run.probes("backward_moments", iterations=True):
-        it = rec.get("iteration", steps.get(rec["epoch"]))
-        q = [as_float(v) for v in rec["probes"]["backward_moments"].get("q", [])]
-        if it is None or (drop is not None and it > drop) or not q or min(q) <= 0 or it in out:
-            continue
-        out[int(it)] = [math.log(v / q[-1]) for v in q]
-    return sorted(out.items())
+        out.append((it, [math.log(v / q[-1]) for v in q]))
+    return sorted(out)
 
 
 def stable_iteration(run: Run, tolerance: float = STABLE_LOG_TOLERANCE) -> float:

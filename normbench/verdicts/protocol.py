@@ -57,7 +57,7 @@ def run_recipe(cfg: dict[str, Any]) -> dict[str, Any]:
         "preprocess": cfg.get("preprocess", "per_channel"),
         "augment": augment_name(
             cfg.get("augment"),
-            cfg.get("image_size") or 224 if cfg.get("dataset") in STREAMED_DATASETS else None,
+            (cfg.get("image_size") or 224) if cfg.get("dataset") in STREAMED_DATASETS else None,
         ),
     }
 
