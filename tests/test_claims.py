@@ -14,14 +14,8 @@ from normbench.config import load_config, run_config, run_specs
 from normbench.outputs.report import build_report
 from normbench.references import CHECKS, Claim, load_claims
 from normbench.runs.folder import Run, append_record, load_runs, summarize
-from normbench.verdicts.claims import (
-    METRICS,
-    evaluate_claim,
-    evaluate_claims,
-    run_value,
-    subject_runs,
-    write_claims,
-)
+from normbench.verdicts.claims import evaluate_claim, evaluate_claims, subject_runs, write_claims
+from normbench.verdicts.values import METRICS, run_value
 
 # ------------------------------------------------------------------------------------------------ helpers
 
@@ -908,7 +902,7 @@ def test_a_subject_can_be_restricted_to_a_layer_window(runs):
     assert (
         _eval(_claim("order_less_than", {**args, "chains": [[early, late]]}), runs)["verdict"] == "DEVIATES"
     )
-    from normbench.verdicts.claims import layer_window
+    from normbench.verdicts.values import layer_window
 
     assert layer_window(list(range(11)), [0.0, 0.1]) == [0, 1] and layer_window([7], [0.5, 1.0]) == []
 
@@ -935,7 +929,7 @@ def test_backward_pattern_stable_iteration(tmp_path):
     later one (before the learning-rate drop) is within a factor 2 of the last; records after the drop and
     unknown iterations are ignored; fewer than three profiles: NaN. The claim passes when it is below 3300."""
     from normbench.runs.folder import Run
-    from normbench.verdicts.claims import stable_iteration
+    from normbench.verdicts.values import stable_iteration
 
     target = [math.log(v) for v in (0.1, 0.3, 1.0)]
 

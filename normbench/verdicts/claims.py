@@ -51,17 +51,9 @@ also take the "always" runs (``n_iters: 1000000000``), and ``{method: procrustes
 - *Several comparisons in one claim* (chains, pairs, series, subjects): PASS if all pass, FAIL if any fails,
   else INCONCLUSIVE; each comparison is shown in ``measured`` and listed in ``comparisons``.
 
-**Per-run numbers** (:func:`run_value`): the summary metrics of :func:`normbench.runs.folder.summarize`, plus
-``gap_fluctuation`` (gap_max - gap_mean), ``train_accuracy``/``test_accuracy`` (100 - final error),
-``diverged_epoch``, ``train_time_overhead`` (mean training seconds per epoch, ``steps x step_seconds``, over
-the mean of the same model without a method, in %) and the probe metrics: ``grad_norm_ratio`` (block ratios
-of the selected ``blocks`` x ``epochs``), ``weight_correlation`` (the pooled ``mean`` per probe),
-``error_moment_ratio`` (``ratio_bottom_to_top`` per probe; the epoch-0 probe at initialisation is left out
-when later probes exist, as the paper omits the first iterations), and, at the last probe (the trained
-model), ``weight_singular_values`` (all layers' singular values), ``weight_condition_number`` and
-``hidden_condition_number`` (per-layer ``kappa``) and ``first_layer_activation_range`` (``range`` of the
-lowest ``layer_index``). A series is reduced to one number per run by the claim's ``aggregate``
-(``docs/references.md``, "Aggregates"; default ``final`` for series over time, ``mean`` otherwise).
+**Per-run numbers**: :func:`normbench.verdicts.values.run_value`, one number per run for each metric (the run
+summary's, or a reduction of its probe records by the claim's ``aggregate``, ``blocks``, ``epochs`` and a
+subject's ``layers``); the module docstring there lists them.
 """
 
 from __future__ import annotations
@@ -71,14 +63,13 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from statistics import mean, median, stdev
+from statistics import mean, stdev
 from typing import Any
 
 import pandas as pd
 
 from normbench.references import CHECKS, Claim
-from normbench.runs.folder import DATASET_SHAPES, Run, first_lr_drop, probe_iterations
-from normbench.runs.records import as_float
+from normbench.runs.folder import DATASET_SHAPES, Run
 from normbench.verdicts import (
     DEVIATES,
     INCONCLUSIVE,
@@ -93,45 +84,18 @@ from normbench.verdicts import (
 from normbench.verdicts.accounting import DAMAGED, INCOMPLETE
 from normbench.verdicts.numbers import run_matches, write_verdict_files
 from normbench.verdicts.protocol import protocol_differences as check_protocol
+from normbench.verdicts.values import (
+    HIGHER_IS_BETTER,
+    LOWER_IS_BETTER,
+    METRICS,
+    TIME_SERIES,
+    run_value,
+    series_points,
+    train_seconds,
+)
 
 PASS, FAIL = "PASS", "FAIL"  # a check's outcome; INCONCLUSIVE and NOT_RUN are shared with the verdicts
 OUTCOME_VERDICT = {PASS: REPRODUCED, FAIL: DEVIATES, INCONCLUSIVE: INCONCLUSIVE}
-
-SUMMARY_METRICS = (
-    "final_test_error",
-    "best_test_error",
-    "final_train_error",
-    "gap_mean",
-    "gap_max",
-    "final_test_loss",
-)
-LOWER_IS_BETTER = {"final_test_error", "best_test_error", "final_train_error", "final_test_loss"}
-HIGHER_IS_BETTER = {"train_accuracy", "test_accuracy"}
-TIME_SERIES = {"grad_norm_ratio", "weight_correlation", "error_moment_ratio"}
-END_OF_TRAINING = {
-    "weight_singular_values",
-    "weight_condition_number",
-    "hidden_condition_number",
-    "first_layer_activation_range",
-    "activation_range",
-}
-METRICS = (
-    *SUMMARY_METRICS,
-    "gap_fluctuation",
-    "train_accuracy",
-    "test_accuracy",
-    "diverged_epoch",
-    "train_time_overhead",
-    "backward_pattern_stable_iteration",
-    *sorted(TIME_SERIES),
-    *sorted(END_OF_TRAINING),
-)
-"""Every metric a claim may name (the per-run numbers :func:`run_value` computes)."""
-
-STABLE_LOG_TOLERANCE = math.log(2.0)
-"""A backward profile is "stable" within a factor 2 of the reference pattern (median over layers): ours."""
-
-AGGREGATES = ("final", "mean", "median", "median_over_layers", "median_abs_log", "spread_log")
 
 COLUMNS = [
     "id",
@@ -220,206 +184,6 @@ def _as_list(x: Any) -> list:
 def _baseline(subject: Mapping[str, Any]) -> dict[str, Any]:
     """The subject a ``train_time_overhead`` is relative to: the same model without any method."""
     return {k: v for k, v in subject.items() if k in ("model", "dataset", "optimizer")}
-
-
-# ---------------------------------------------------------------------------------------- per-run numbers
-
-
-def _probe_records(run: Run, name: str) -> list[dict[str, Any]]:
-    """The epoch-schedule records of probe ``name`` (the claims' epoch windows are in epochs)."""
-    return run.probes(name)
-
-
-def _in_epochs(epoch: Any, epochs: list[int] | None) -> bool:
-    return epochs is None or (epochs[0] <= epoch <= epochs[1])
-
-
-def _select_blocks(blocks: list[dict[str, Any]], which: str) -> list[dict[str, Any]]:
-    """``all``, ``transition``, ``non_transition`` or ``transition_except_stem``: the transition blocks but
-    the stem's (the block named ``stem`` or reading the image, with at most 3 input channels)."""
-    if which == "all":
-        return blocks
-    if which == "non_transition":
-        return [b for b in blocks if not b.get("transition")]
-    trans = [b for b in blocks if b.get("transition")]
-    if which == "transition":
-        return trans
-    if which == "transition_except_stem":
-        return [
-            b for b in trans if "stem" not in str(b.get("name", "")) and (b.get("in_shape") or [99])[0] > 3
-        ]
-    raise ValueError(f"unknown blocks selection {which!r}")
-
-
-def layer_window(values: list[Any], layers: list[float] | None) -> list[Any]:
-    """The entries of a per-layer list (forward order) whose position ``i / (n - 1)`` lies in ``layers`` =
-    ``[lo, hi]`` (fractions of the depth: ``[0, 0.1]`` the first tenth, ``[0.5, 1]`` the later half); all of
-    them when ``layers`` is None. A single layer sits at position 0."""
-    if layers is None:
-        return values
-    lo, hi = layers
-    n = len(values)
-    return [v for i, v in enumerate(values) if lo <= (i / (n - 1) if n > 1 else 0.0) <= hi]
-
-
-def series_points(
-    run: Run,
-    metric: str,
-    blocks: str = "all",
-    epochs: list[int] | None = None,
-    layers: list[float] | None = None,
-) -> list[list[float]]:
-    """The points of a probe metric of one run, one list per probe record used (in epoch order).
-
-    Time series (``grad_norm_ratio``, ``weight_correlation``, ``error_moment_ratio``) give every probe record
-    within ``epochs``; end-of-training metrics give the last probe record only, the per-layer condition
-    numbers and activation ranges restricted to the ``layers`` window (:func:`layer_window`). Empty when not
-    recorded.
-    """
-    if metric == "grad_norm_ratio":
-        recs = [r for r in _probe_records(run, "grad_norm_ratio") if _in_epochs(r["epoch"], epochs)]
-        return [
-            [as_float(b.get("ratio")) for b in _select_blocks(r["probes"]["grad_norm_ratio"], blocks)]
-            for r in recs
-        ]
-    if metric == "weight_correlation":
-        recs = [r for r in _probe_records(run, "weight_correlation") if _in_epochs(r["epoch"], epochs)]
-        return [[as_float(r["probes"]["weight_correlation"].get("mean"))] for r in recs]
-    if metric == "error_moment_ratio":
-        recs = [r for r in _probe_records(run, "backward_moments") if _in_epochs(r["epoch"], epochs)]
-        if any(r["epoch"] > 0 for r in recs):
-            recs = [r for r in recs if r["epoch"] > 0]
-        return [[as_float(r["probes"]["backward_moments"].get("ratio_bottom_to_top"))] for r in recs]
-    probe = {
-        "weight_singular_values": "singular_values",
-        "weight_condition_number": "weight_condition",
-        "hidden_condition_number": "hidden_condition",
-        "first_layer_activation_range": "activation_dist",
-        "activation_range": "activation_dist",
-    }.get(metric)
-    if probe is None:
-        raise KeyError(f"{metric!r} is not a probe metric")
-    recs = _probe_records(run, probe)
-    if not recs:
-        return []
-    last = recs[-1]["probes"][probe]
-    if metric == "weight_singular_values":
-        return [[as_float(v) for layer in last for v in layer.get("singular_values", [])]]
-    if metric == "first_layer_activation_range":
-        if not last:
-            return []
-        first = min(last, key=lambda layer: layer.get("layer_index") or 0)
-        return [[as_float(first.get("range"))]]
-    if metric == "activation_range":  # the recorded layers in forward order, within the layer window
-        ordered = sorted(last, key=lambda layer: layer.get("layer_index") or 0)
-        return [[as_float(layer.get("range")) for layer in layer_window(ordered, layers)]]
-    return [[as_float(layer.get("kappa")) for layer in layer_window(list(last), layers)]]
-
-
-def backward_profiles(run: Run) -> list[tuple[int, list[float]]]:
-    """``(iteration, log(q^l / q^L) per layer)`` of every ``backward_moments`` record of ``run`` up to its first
-    learning-rate drop, in iteration order (:func:`~normbench.runs.folder.probe_iterations`,
-    :func:`~normbench.runs.folder.first_lr_drop`). Records whose iteration is unknown, or with a non-positive
-    moment, are left out."""
-    drop = first_lr_drop(run)
-    out = []
-    for _, it, res in probe_iterations(run, "backward_moments"):
-        q = [as_float(v) for v in res.get("q", [])]
-        if it is None or (drop is not None and it > drop) or not q or min(q) <= 0:
-            continue
-        out.append((it, [math.log(v / q[-1]) for v in q]))
-    return sorted(out)
-
-
-def stable_iteration(run: Run, tolerance: float = STABLE_LOG_TOLERANCE) -> float:
-    """Xie Fig. 4's "About after 2000 to 3000 iterations, the ratio trend to converge to a certain of stable
-    evolution pattern shown in the 20000th and 30000th iterations": the first recorded iteration t after which
-    every profile (up to the first learning-rate drop) is within ``tolerance`` of the reference pattern, the
-    last profile before that drop: median over layers of |log(q_t^l/q_t^L) - log(q_ref^l/q_ref^L)| <=
-    ``tolerance`` (log 2, ours). NaN with fewer than three profiles (nothing to call stable)."""
-    profiles = backward_profiles(run)
-    if len(profiles) < 3:
-        return math.nan
-    ref = profiles[-1][1]
-    first = profiles[-1][0]
-    for it, prof in reversed(profiles):
-        if len(prof) != len(ref) or median(abs(a - b) for a, b in zip(prof, ref)) > tolerance:
-            break
-        first = it
-    return float(first)
-
-
-def reduce_points(points: list[list[float]], aggregate: str) -> float:
-    """One number from a run's points (see ``docs/references.md``, "Aggregates"); NaN points are dropped."""
-    if aggregate not in AGGREGATES:
-        raise ValueError(f"unknown aggregate {aggregate!r}; valid: {', '.join(AGGREGATES)}")
-    if aggregate == "final":
-        points = points[-1:]
-    flat = [v for p in points for v in p if not math.isnan(v)]
-    if not flat:
-        return math.nan
-    if aggregate in ("final", "mean"):
-        return mean(flat) if all(math.isfinite(v) for v in flat) else _inf_mean(flat)
-    if aggregate in ("median", "median_over_layers"):
-        return median(flat)
-    logs = [abs(math.log(v)) if v > 0 else math.inf for v in flat]
-    if aggregate == "median_abs_log":
-        return median(logs)
-    signed = [math.log(v) if v > 0 else -math.inf for v in flat]
-    if len(signed) < 2:
-        return math.nan
-    return stdev(signed) if all(math.isfinite(v) for v in signed) else math.inf
-
-
-def _inf_mean(vals: list[float]) -> float:
-    s = sum(vals)
-    return s if not math.isnan(s) else math.nan
-
-
-def _train_seconds(run: Run) -> float:
-    """Mean training seconds per epoch: ``steps x step_seconds`` (no evaluation), else ``seconds``."""
-    per = []
-    for r in run.records:
-        if r.get("kind") != "epoch":
-            continue
-        if "step_seconds" in r and "steps" in r:
-            per.append(r["step_seconds"] * r["steps"])
-        elif "seconds" in r:
-            per.append(r["seconds"])
-    return mean(per) if per else math.nan
-
-
-def run_value(
-    run: Run,
-    metric: str,
-    aggregate: str | None = None,
-    blocks: str = "all",
-    epochs: list[int] | None = None,
-    baseline_seconds: float | None = None,
-    layers: list[float] | None = None,
-) -> float:
-    """One number per run for ``metric`` (NaN when the run diverged before it or did not record it)."""
-    s = run.summary
-    if metric in SUMMARY_METRICS:
-        return as_float(s.get(metric))
-    if metric == "gap_fluctuation":
-        return as_float(s.get("gap_max")) - as_float(s.get("gap_mean"))
-    if metric == "train_accuracy":
-        return 100.0 - as_float(s.get("final_train_error"))
-    if metric == "test_accuracy":
-        return 100.0 - as_float(s.get("final_test_error"))
-    if metric == "diverged_epoch":
-        return as_float(s.get("diverged_epoch"))
-    if metric == "backward_pattern_stable_iteration":
-        return stable_iteration(run)
-    if metric == "train_time_overhead":
-        if not baseline_seconds or not math.isfinite(baseline_seconds):
-            return math.nan
-        return 100.0 * (_train_seconds(run) / baseline_seconds - 1.0)
-    if metric in TIME_SERIES or metric in END_OF_TRAINING:
-        agg = aggregate or ("final" if metric in TIME_SERIES else "mean")
-        return reduce_points(series_points(run, metric, blocks, epochs, layers), agg)
-    raise KeyError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
 
 
 # ------------------------------------------------------------------------------------------- statistics
@@ -698,7 +462,7 @@ class Context:
         metric = metric or args["metric"]
         baseline_seconds = None
         if metric == "train_time_overhead":
-            base = [_train_seconds(r) for r in self.runs(_baseline(subject))]
+            base = [train_seconds(r) for r in self.runs(_baseline(subject))]
             base = [t for t in base if math.isfinite(t)]
             baseline_seconds = mean(base) if base else None
 
