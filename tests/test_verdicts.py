@@ -220,7 +220,7 @@ def test_unknown_metric_is_an_error_when_references_load(tmp_path):
 
 
 def test_uncomputed_metric_with_runs_is_not_evaluated_not_not_run(tmp_path):
-    ref = _ref(6e-3, runs=None, metric="weight_correlation", statistic="unstated")
+    ref = _ref(6.0, runs=None, metric="activation_range", statistic="unstated")
     row = compare_one(ref, _number_runs(tmp_path, [5.0, 5.0]))
     assert row["verdict"] == "NOT EVALUATED" and "2 runs matched" in row["rule"]
     assert compare_one(ref, [])["verdict"] == "NOT RUN"

@@ -100,7 +100,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     - ``gap_fluctuation`` = gap_max - gap_mean; ``test_accuracy``/``train_accuracy`` = 100 - final error;
     - ``epoch_train_seconds``: mean training time per epoch (steps x seconds per step, no evaluation);
     - ``final_test_top5_error``: top-5 test error at the last epoch (%; ImageNet tables);
-    - ``final_test_loss``, ``epochs`` (epochs completed), ``diverged`` (bool) and ``diverged_epoch``;
+    - ``final_test_loss``, ``final_train_loss`` (mean training cross-entropy of the last epoch),
+      ``epochs`` (epochs completed), ``diverged`` (bool) and ``diverged_epoch``;
     - ``eval_unhealthy``: the number of unhealthy evaluations (``eval_health`` records) and
       ``eval_unhealthy_epochs`` their epochs;
     - ``relu_nonzero_fraction``: the share (%) of non-zero ReLU outputs at the last ``relu_nonzero`` probe
@@ -131,6 +132,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         gap_max=max(gaps),
         gap_fluctuation=max(gaps) - mean(gaps),
         final_test_loss=last["test_loss"],
+        final_train_loss=last["train_loss"],
         final_test_top5_error=last.get("test_top5_error", float("nan")),
         test_accuracy=100.0 - last["test_error"],
         train_accuracy=100.0 - last["train_error"],
@@ -177,6 +179,7 @@ METRICS = (
     "gap_max",
     "gap_fluctuation",
     "final_test_loss",
+    "final_train_loss",
     "final_test_top5_error",
     "test_accuracy",
     "train_accuracy",

@@ -11,11 +11,20 @@ load): there is no default tolerance. Each entry gives
 - ``unit``, ``higher_is_better``;
 - ``floor``: the absolute band ``[-f, f]`` around the paper's value within which ours agrees (about twice the
   seed-to-seed std of the metric: 0.5 pp for errors, where CIFAR seeds differ by 0.1-0.3 pp);
+- ``log``: the metric is judged on the log10 scale (``d = log10(ours) - log10(paper)``, the floor in decades:
+  ``log10(2)`` is "within a factor 2"). For magnitudes that span orders of magnitude between runs and models
+  (activation ranges of 6 and 1.7 million, ratios read off log axes), where an absolute band means nothing;
+  our estimate is then the geometric mean over runs (the mean of the logs) and a ratio of two subjects the
+  ratio of their geometric means;
+- ``reduction``: for a number read from the probe records rather than the run summary, the
+  :func:`normbench.verdicts.values.run_value` arguments that make it one number per run (the claims use the
+  same function);
 - ``how``: how it is computed (or why it is not).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 TRAINED, RELATIVE, STRUCTURE, NOT_EVALUATED = "trained", "relative", "structure", "not_evaluated"
@@ -26,6 +35,17 @@ class UnknownMetricError(ValueError):
 
 
 @dataclass(frozen=True)
+class Reduction:
+    """How one number per run is read from the run's records: :func:`normbench.verdicts.values.run_value`
+    with these arguments (``epochs`` inclusive, ``blocks`` a block selection, ``aggregate`` over the points)."""
+
+    metric: str
+    aggregate: str | None = None
+    blocks: str = "all"
+    epochs: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
 class Metric:
     name: str
     kind: str
@@ -33,10 +53,35 @@ class Metric:
     how: str
     floor: float | None = None
     higher_is_better: bool = False
+    log: bool = False
+    reduction: Reduction | None = None
 
 
 def _m(name: str, kind: str, unit: str, how: str, floor: float | None = None, higher: bool = False):
     return name, Metric(name, kind, unit, how, floor, higher)
+
+
+def _probe(
+    name: str,
+    unit: str,
+    how: str,
+    floor: float,
+    reduction: Reduction,
+    kind: str = "trained",
+    log: bool = True,
+):
+    """A metric read from the probe records (``reduction``), judged on the log scale by default (the floor
+    then in decades)."""
+    return name, Metric(name, kind, unit, how, floor, log=log, reduction=reduction)
+
+
+FACTOR_2 = math.log10(2.0)
+"""Floor of a magnitude read off a figure or given as 'about': within a factor 2 (ours)."""
+FACTOR_1_5 = math.log10(1.5)
+"""Floor of a ratio or a level the text states to two digits ('about 2.5 times', 'about 6e-3'): a factor
+1.5 (ours)."""
+ORDER_OF_MAGNITUDE = 0.5
+"""Floor of 'one order of magnitude': the log10 of ours rounds to the paper's (half a decade either side)."""
 
 
 _ERR = "percentage points"
@@ -71,62 +116,96 @@ METRIC_TABLE: dict[str, Metric] = dict(
         _m("test_accuracy_gain", RELATIVE, _ERR, "mean test accuracy - the baseline's mean", 1.0, True),
         _m("params", STRUCTURE, "millions", "parameters of the registry's model (meta device)"),
         _m("depth", STRUCTURE, "layers", "the registry's depth"),
-        *(
-            _m(name, STRUCTURE, unit, "block counts and ratios of the architecture: not computed yet")
-            for name, unit in (
-                ("residual_blocks", "blocks"),
-                ("transition_blocks", "blocks"),
-                ("modified_blocks", "blocks"),
-                ("params_reduction_factor", "ratio"),
-                ("params_increase", "millions"),
-            )
+        _m("residual_blocks", STRUCTURE, "blocks", "len(model.blocks) of the registry's model"),
+        _m(
+            "transition_blocks",
+            STRUCTURE,
+            "blocks",
+            "blocks of the registry's model that change the dimension (their `transition` flag)",
         ),
-        *(
-            _m(name, NOT_EVALUATED, unit, how)
-            for name, unit, how in (
-                (
-                    "first_layer_activation_range",
-                    "value",
-                    "recorded by the activation_distributions probe; the claims read it, the number's "
-                    "reduction is not implemented",
-                ),
-                (
-                    "activation_range",
-                    "value",
-                    "recorded by the activation_distributions probe (max - min of a layer's outputs, per recorded "
-                    "layer); the claims read it, the number's reduction is not implemented",
-                ),
-                (
-                    "first_infinite_condition_layer",
-                    "layer",
-                    "recorded by the weight_condition_number probe; the reduction to a layer index is not "
-                    "implemented",
-                ),
-                (
-                    "backward_pattern_stable_iteration",
-                    "iteration",
-                    "the paper gives a range ('about after 2000 to 3000 iterations'), not a number: the claim "
-                    "xie2017/fig4_pattern_stable_by_3000 checks each run's stable iteration instead",
-                ),
-                (
-                    "weight_bulk_abs_bound",
-                    "value",
-                    "needs a bound on the weight histogram's bulk (not defined)",
-                ),
-                (
-                    "weight_correlation",
-                    "cosine",
-                    "recorded by the weight_correlation probe; the reduction to the paper's number is not "
-                    "implemented",
-                ),
-                ("weight_correlation_ratio", "ratio", "a ratio of two weight_correlation reductions"),
-                ("error_moment_ratio_gain", "ratio", "a ratio of two error_moment_ratio reductions"),
-                (
-                    "grad_norm_ratio_max",
-                    "ratio",
-                    "recorded by the grad_norm_ratio probe; reduction not implemented",
-                ),
-            )
+        _m(
+            "modified_blocks",
+            STRUCTURE,
+            "blocks",
+            "positions of model.blocks whose block differs from the baseline's (class or parameter shapes)",
+        ),
+        _m("params_reduction_factor", STRUCTURE, "x", "parameters of the baseline / the model's"),
+        _m("params_increase", STRUCTURE, "%", "100 (parameters of the model / the baseline's - 1)"),
+        _probe(
+            "first_layer_activation_range",
+            "activation units",
+            "max - min of the first recorded layer's outputs on the probe batch, at the last activation_dist "
+            "probe (the trained model)",
+            FACTOR_2,
+            Reduction("first_layer_activation_range"),
+        ),
+        _probe(
+            "weight_bulk_abs_bound",
+            "weight units",
+            "B with at least 90 % of a layer's weights in [-B, B] (max(|q_0.05|, |q_0.95|)), the larger over "
+            "the recorded layers (first and last), at the last weight_dist probe; 'most weight values' read "
+            "as 90 %",
+            FACTOR_2,
+            Reduction("weight_bulk_abs_bound", aggregate="max"),
+        ),
+        _probe(
+            "first_infinite_condition_layer",
+            "layer",
+            "1-based index of the first weight layer whose hidden representation has an infinite condition "
+            "number (rank-deficient at working precision) at the last hidden_condition probe; the number of "
+            "layers + 1 when none has; floor 10 layers",
+            10.0,
+            Reduction("first_infinite_condition_layer"),
+            log=False,
+        ),
+        _probe(
+            "backward_pattern_stable_iteration",
+            "iteration",
+            "per run, the first recorded iteration after which every backward profile q^l/q^L up to the first "
+            "learning-rate drop is within a factor 2 of the last one (median over layers); the paper's range "
+            "'about after 2000 to 3000' is two one-sided numbers, floor 300 iterations ('about': 10 % of "
+            "3000)",
+            300.0,
+            Reduction("backward_pattern_stable_iteration"),
+            log=False,
+        ),
+        _probe(
+            "weight_correlation",
+            "cosine",
+            "Eq. 8's mean signed correlation among filters at the last weight_correlation probe",
+            FACTOR_1_5,
+            Reduction("weight_correlation", aggregate="final"),
+        ),
+        _probe(
+            "grad_norm_ratio_max",
+            "ratio",
+            "max over epochs 0-10 ('the first few epochs', ours) of the gradient norm ratio of the first "
+            "block that changes the dimension",
+            FACTOR_2,
+            Reduction("grad_norm_ratio", aggregate="max", blocks="first_transition", epochs=(0, 10)),
+        ),
+        _probe(
+            "weight_correlation_ratio",
+            "x",
+            "final weight_correlation of the subject over the baseline's (ratio of geometric means over runs)",
+            FACTOR_1_5,
+            Reduction("weight_correlation", aggregate="final"),
+            kind=RELATIVE,
+        ),
+        _probe(
+            "error_moment_ratio_gain",
+            "x",
+            "median error_moment_ratio (q^1/q^L over the sampled epochs) of the subject over the baseline's "
+            "(ratio of geometric means over runs)",
+            ORDER_OF_MAGNITUDE,
+            Reduction("error_moment_ratio", aggregate="median"),
+            kind=RELATIVE,
+        ),
+        _m(
+            "activation_range",
+            NOT_EVALUATED,
+            "value",
+            "per recorded layer, max - min of its outputs (activation_dist probe); claims only, no number",
         ),
     ]
 )

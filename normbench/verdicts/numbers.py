@@ -65,6 +65,7 @@ is REPRODUCED when all our runs diverge too, DEVIATES when any converges.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -96,8 +97,10 @@ from normbench.verdicts.accounting import finished_runs
 from normbench.verdicts.formatting import mean_std, number
 from normbench.verdicts.metrics import METRIC_TABLE, STRUCTURE
 from normbench.verdicts.metrics import NOT_EVALUATED as UNCOMPUTED
+from normbench.verdicts.metrics import RELATIVE as RELATIVE_KIND
 from normbench.verdicts.protocol import protocol_differences as check_protocol
 from normbench.verdicts.statistics import CONFIDENCE, sample_stats, welch_df
+from normbench.verdicts.values import run_value
 
 SD_RATIO_BAND = 2.0
 """A std row agrees when ours / paper lies in [1/2, 2] (compared on the log scale)."""
@@ -229,6 +232,32 @@ def estimate(values: list[float], statistic: str, tol: Tolerance, paper_runs: in
     raise ValueError(f"unknown statistic {statistic!r}")
 
 
+def per_run_value(run: Run, metric: str) -> float:
+    """One run's number for ``metric``: its :class:`~normbench.verdicts.metrics.Reduction` of the probe
+    records where the metric has one (:func:`normbench.verdicts.values.run_value`, as the claims), else the
+    run summary's value."""
+    red = metric_info(metric).reduction
+    if red is None:
+        return run.summary.get(metric, float("nan"))
+    epochs = list(red.epochs) if red.epochs else None
+    return run_value(run, red.metric, red.aggregate, red.blocks, epochs)
+
+
+def log10_values(values: list[float]) -> tuple[list[float], int]:
+    """(log10 of the positive values, how many were zero or negative: they have no logarithm)."""
+    return [math.log10(v) for v in values if v > 0], sum(v <= 0 for v in values)
+
+
+LOG_RULE = "on the log10 scale, Δ = log10(ours / paper) in decades"
+
+
+def _nonpositive_verdict(row: dict[str, Any], bad: int, n: int) -> Verdict:
+    """A log-scale row with zero or negative values: DEVIATES when every one of at least 2 runs has one (the
+    paper's value is positive), else INCONCLUSIVE; the rule says so."""
+    row["rule"] += f"; {bad} of {n} runs ≤ 0 (no logarithm)"
+    return DEVIATES if bad == n >= 2 else INCONCLUSIVE
+
+
 def protocol_differences(ref: Reference, runs: list[Run]) -> list[str]:
     """How our runs' protocol differs from the paper's (empty when it matches): the one protocol check of
     :func:`normbench.verdicts.protocol.protocol_differences`."""
@@ -277,18 +306,57 @@ def matching_runs(ref: Reference, runs: list[Run]) -> list[Run]:
     ]
 
 
+@functools.lru_cache(maxsize=16)
+def _built(name: str, dataset: str) -> Any:
+    """The registry's model ``name`` for ``dataset``'s classes and channels (built once per process)."""
+    from normbench.models import build_model
+
+    classes, channels = DATASET_SHAPES.get(dataset, DATASET_SHAPES["cifar10"])
+    return build_model(name, num_classes=classes, in_channels=channels)
+
+
+def block_signatures(model: Any) -> list[tuple[str, tuple[tuple[str, tuple[int, ...]], ...]]]:
+    """Per block of ``model.blocks`` (:func:`normbench.probes.gradients.find_blocks`): its class and the
+    names and shapes of its parameters. Two blocks with equal signatures compute the same kind of map."""
+    from normbench.probes.gradients import find_blocks
+
+    return [
+        (type(b).__name__, tuple((n, tuple(p.shape)) for n, p in b.named_parameters()))
+        for _, b in find_blocks(model)
+    ]
+
+
 def model_metric(ref: Reference) -> float | None:
-    """Quantities of the architecture itself (no runs): parameter count (millions) and depth."""
-    from normbench.models import MODELS, build_model, count_params
+    """Quantities of the architecture itself (no runs), from the registry's model: parameter count
+    (millions), depth, residual blocks (``len(model.blocks)``), transition blocks (their ``transition``
+    flag), and against ``ref.baseline``'s model: blocks at the same position that differ (class or parameter
+    shapes, plus any extra blocks), the parameter increase (%) and the reduction factor."""
+    from normbench.models import MODELS, count_params
+    from normbench.probes.gradients import find_blocks
 
     info = MODELS.get(ref.model or "")
     if info is None:
         return None
     if ref.metric == "depth":
         return float(info.depth)
+    model = _built(info.name, ref.dataset or "")
     if ref.metric == "params":
-        classes, channels = DATASET_SHAPES.get(ref.dataset or "", DATASET_SHAPES["cifar10"])
-        return count_params(build_model(info.name, num_classes=classes, in_channels=channels)) / 1e6
+        return count_params(model) / 1e6
+    if ref.metric == "residual_blocks":
+        return float(len(find_blocks(model)))
+    if ref.metric == "transition_blocks":
+        return float(sum(bool(getattr(b, "transition", False)) for _, b in find_blocks(model)))
+    base_name = (ref.baseline or {}).get("model")
+    if base_name not in MODELS:
+        return None
+    base = _built(base_name, ref.dataset or "")
+    if ref.metric == "modified_blocks":
+        mine, theirs = block_signatures(model), block_signatures(base)
+        return float(sum(a != b for a, b in zip(mine, theirs)) + abs(len(mine) - len(theirs)))
+    if ref.metric == "params_increase":
+        return 100.0 * (count_params(model) / count_params(base) - 1.0)
+    if ref.metric == "params_reduction_factor":
+        return count_params(base) / count_params(model)
     return None
 
 
@@ -320,6 +388,7 @@ def _row(ref: Reference, tol: Tolerance | None) -> dict[str, Any]:
         "units": ref.units,
         "statistic": ref.statistic,
         "kind": "structure" if kind == STRUCTURE else "trained",  # structure rows never count as results
+        "scale": "log10" if metric_info(ref.metric).log else "linear",  # the scale of delta and tolerance
         "paper_value": ref.value,
         "missing": ref.missing,  # why the paper prints no value ('diverged': training diverged)
         "paper_runs": ref.runs,
@@ -382,19 +451,28 @@ def _set_interval(
 
 
 def compare_model_metric(ref: Reference, row: dict[str, Any]) -> dict[str, Any]:
-    """Parameter counts and depths: deterministic numbers of the registry's model, no runs and no interval."""
+    """Parameter counts, depths and block counts: deterministic numbers of the registry's model
+    (:func:`model_metric`), no runs and no interval."""
+    from normbench.models import MODELS
+
     ours = model_metric(ref)
     if ours is None:
         row["rule"] = (
             "a cited architecture the suite does not build (no registry model): not checked"
             if ref.model is None
             else f"{ref.model!r} is not in the model registry"
+            if ref.model not in MODELS
+            else f"the baseline {ref.baseline} is not in the model registry"
         )
         return row
-    tolerance = 0.0
+    tolerance = ABOUT * abs(ref.value) if ref.qualifier == "about" else 0.0
+    rule = "|Δ| ≤ 10% (the paper says 'about')" if ref.qualifier == "about" else "Δ = 0"
+    if ref.qualifier in ("upper_bound", "lower_bound"):
+        rule = f"ours {'≤' if ref.qualifier == 'upper_bound' else '≥'} paper"
     if ref.metric == "params":
         decimals = len(repr(float(ref.value)).split(".")[1].rstrip("0"))
         tolerance = max(PARAMS_REL * abs(ref.value), 0.5 * 10.0**-decimals)
+        rule = "rounds to the printed count, or |Δ| ≤ 1%"
     row.update(
         ours=ours,
         ours_mean=ours,
@@ -403,7 +481,7 @@ def compare_model_metric(ref: Reference, row: dict[str, Any]) -> dict[str, Any]:
         n=1,
         estimator="the registry's model",
         runs=0,
-        rule="rounds to the printed count, or |Δ| ≤ 1%" if ref.metric == "params" else "Δ = 0",
+        rule=rule,
         verdict=REPRODUCED if _within(ours, ref, tolerance) else DEVIATES,
     )
     note = model_note(ref) if row["verdict"] == DEVIATES else ""
@@ -424,10 +502,7 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
         row["rule"] = f"no paper value ({ref.missing}: {ref.note})"
         return row
     if info.kind == STRUCTURE:
-        if ref.metric in ("params", "depth"):
-            return compare_model_metric(ref, row)
-        row.update(verdict=NOT_EVALUATED, rule=info.how)
-        return row
+        return compare_model_metric(ref, row)
     if not runs:
         return row
     if info.kind == UNCOMPUTED:
@@ -452,12 +527,14 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
             verdict = REPRODUCED if counts.diverged == done else DEVIATES
         row["n"] = done
     else:
-        values = [r.summary.get(ref.metric, float("nan")) for r in finished]
+        values = [per_run_value(r, ref.metric) for r in finished]
         m, s, n = sample_stats(values)
         finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
         row.update(ours_mean=m, ours_std=s, n=n)
         if ref.statistic == "std":
             verdict = _judge_spread(row, ref, finite)
+        elif info.log:
+            verdict = _judge_log_estimate(row, ref, tol, finite)
         else:
             verdict = _judge_estimate(row, ref, tol, finite)
         verdict = _with_diverged(row, verdict, counts.diverged, n)
@@ -485,6 +562,25 @@ def _judge_estimate(row: dict[str, Any], ref: Reference, tol: Tolerance, finite:
         row["rule"] = f"one-sided, {sign} for Δ: {tol.rule()}"
     row.update(ours=est.value, estimator=est.estimator, best_of_n_std=est.best_of_n_std)
     return _set_interval(row, ref, est.value - ref.value, est.se, floor, len(finite))
+
+
+def _judge_log_estimate(row: dict[str, Any], ref: Reference, tol: Tolerance, finite: list[float]) -> Verdict:
+    """A metric judged on the log10 scale (:class:`~normbench.verdicts.metrics.Metric` ``log``): our
+    estimate of the paper's statistic over the runs' log10 values (for a mean: the geometric mean) against
+    log10 of the paper's value, with the floor in decades. "About" does not widen it: the floor is already a
+    factor, chosen for numbers read off figures or stated as "about"."""
+    rule = f"{LOG_RULE}: {tol.rule()} (a factor {10**tol.floor:.3g})"
+    if ref.qualifier in ("upper_bound", "lower_bound"):
+        rule = f"one-sided, {'ours' if ref.qualifier == 'upper_bound' else 'paper'} above: {rule}"
+    row["rule"] = rule
+    logs, bad = log10_values(finite)
+    if bad:
+        return _nonpositive_verdict(row, bad, len(finite))
+    if not logs or ref.value <= 0:
+        return INCONCLUSIVE
+    est = estimate(logs, ref.statistic, tol, ref.runs)
+    row.update(ours=10**est.value, estimator=f"{est.estimator} on log10 (geometric)")
+    return _set_interval(row, ref, est.value - math.log10(ref.value), est.se, tol.floor, len(logs))
 
 
 def _judge_spread(row: dict[str, Any], ref: Reference, finite: list[float]) -> Verdict:
@@ -531,40 +627,45 @@ def _with_diverged(row: dict[str, Any], verdict: Verdict, diverged: int, finishe
     return verdict
 
 
-# Metrics relative to a baseline subject: (summary metric, how subject and baseline means combine, floor).
-RELATIVE: dict[str, tuple[str, Any, float]] = {
-    "train_time_overhead": ("epoch_train_seconds", lambda a, b: 100.0 * (a / b - 1.0), 5.0),
-    "test_accuracy_gain": ("test_accuracy", lambda a, b: a - b, 1.0),
+# Metrics relative to a baseline subject read from the run summary: (summary metric, how subject and baseline
+# means combine). Their floors are METRIC_TABLE's; the log-scale ratios (weight_correlation_ratio,
+# error_moment_ratio_gain) read their metric's Reduction instead and compare geometric means.
+RELATIVE: dict[str, tuple[str, Any]] = {
+    "train_time_overhead": ("epoch_train_seconds", lambda a, b: 100.0 * (a / b - 1.0)),
+    "test_accuracy_gain": ("test_accuracy", lambda a, b: a - b),
 }
+
+
+def _relative_values(ref: Reference, runs: list[Run]) -> list[float]:
+    if ref.metric in RELATIVE:
+        return [r.summary.get(RELATIVE[ref.metric][0], float("nan")) for r in runs]
+    return [per_run_value(r, ref.metric) for r in runs]
 
 
 def compare_relative(
     ref: Reference, runs: list[Run], baseline: list[Run], row: dict[str, Any]
 ) -> dict[str, Any]:
-    """A number relative to ``ref.baseline`` (overhead, gain): f(mean over our runs, mean over the baseline's).
+    """A number relative to ``ref.baseline`` (overhead, gain, ratio): f(our runs, the baseline's runs).
 
-    Floors: 5 points for time overheads, 1 point for accuracy gains. An accuracy gain (2 runs of each side at
-    least) has ``SE = sqrt(s_a^2/n_a + s_b^2/n_b)`` and the verdict of :func:`decide`; a time overhead is a
-    point decision against its floor (one run of each side suffices: the device dominates its spread).
+    An accuracy gain (2 runs of each side at least) is the difference of means, ``SE = sqrt(s_a^2/n_a +
+    s_b^2/n_b)``, with the verdict of :func:`decide` (Welch degrees of freedom); a time overhead is a point
+    decision against its floor (one run of each side suffices: the device dominates its spread); a log-scale
+    ratio is the ratio of the geometric means, judged as the difference of the mean log10 values (the same
+    SE and rule, in decades).
     """
-    key, combine, floor = RELATIVE[ref.metric]
+    info, tol = metric_info(ref.metric), TOLERANCE[ref.metric]
     timing = ref.metric == "train_time_overhead"
-    rule = Tolerance(floor).rule() if not timing else f"|Δ| ≤ {floor:g}"
+    rule = f"|Δ| ≤ {tol.floor:g}" if timing else tol.rule()
+    if info.log:
+        rule = f"{LOG_RULE}: {rule} (a factor {10**tol.floor:.3g}); ratio of geometric means"
     row["rule"] = f"{rule} (relative to {ref.baseline})"
     if not runs or not baseline:
         row["rule"] += ": no baseline runs" if runs else ""
         return row
     counts, base_counts = count_runs(runs), count_runs(baseline)
     runs, baseline = finished_runs(runs), finished_runs(baseline)
-    a, s_a, n_a = sample_stats([r.summary.get(key, float("nan")) for r in runs])
-    b, s_b, n_b = sample_stats([r.summary.get(key, float("nan")) for r in baseline])
     diffs = protocol_differences(ref, runs) if runs else []
-    ours = combine(a, b) if n_a and n_b and b else float("nan")
-    n = min(n_a, n_b)
     row.update(
-        ours=ours,
-        ours_mean=ours,
-        n=n,
         runs=counts.total,
         diverged=counts.diverged,
         incomplete=counts.incomplete,
@@ -574,14 +675,11 @@ def compare_relative(
     )
     if base_counts.diverged or base_counts.incomplete or base_counts.damaged:
         row["rule"] += f"; baseline: {base_counts.describe()}"
-    d = ours - ref.value
-    if timing:
-        row.update(delta=d, tolerance=floor, estimator="ratio of mean epoch times")
-        ok = n >= 1 and math.isfinite(ours)
-        verdict = INCONCLUSIVE if not ok else (REPRODUCED if _within(ours, ref, floor) else DEVIATES)
+    a_vals, b_vals = _relative_values(ref, runs), _relative_values(ref, baseline)
+    if info.log:
+        verdict, n_a = _judge_log_ratio(row, ref, tol.floor, a_vals, b_vals)
     else:
-        se = math.sqrt(s_a**2 / n_a + s_b**2 / n_b) if n >= 2 else float("nan")
-        verdict = _set_interval(row, ref, d, se, floor, n, welch_df(s_a, n_a, s_b, n_b))
+        verdict, n_a = _judge_difference(row, ref, tol.floor, a_vals, b_vals, timing)
     verdict = _with_diverged(row, verdict, counts.diverged, n_a)
     row["verdict"] = PROXY if diffs else verdict
     if diffs:
@@ -589,11 +687,53 @@ def compare_relative(
     return row
 
 
+def _judge_difference(
+    row: dict[str, Any], ref: Reference, floor: float, a_vals: list[float], b_vals: list[float], timing: bool
+) -> tuple[Verdict, int]:
+    """An overhead or a gain from the two sides' means (:func:`compare_relative`); (verdict, n_a)."""
+    a, s_a, n_a = sample_stats(a_vals)
+    b, s_b, n_b = sample_stats(b_vals)
+    ours = RELATIVE[ref.metric][1](a, b) if n_a and n_b and b else float("nan")
+    n = min(n_a, n_b)
+    row.update(ours=ours, ours_mean=ours, n=n)
+    d = ours - ref.value
+    if timing:
+        row.update(delta=d, tolerance=floor, estimator="ratio of mean epoch times")
+        ok = n >= 1 and math.isfinite(ours)
+        return (INCONCLUSIVE if not ok else REPRODUCED if _within(ours, ref, floor) else DEVIATES), n_a
+    se = math.sqrt(s_a**2 / n_a + s_b**2 / n_b) if n >= 2 else float("nan")
+    return _set_interval(row, ref, d, se, floor, n, welch_df(s_a, n_a, s_b, n_b)), n_a
+
+
+def _judge_log_ratio(
+    row: dict[str, Any], ref: Reference, floor: float, a_vals: list[float], b_vals: list[float]
+) -> tuple[Verdict, int]:
+    """A ratio of geometric means (:func:`compare_relative`): d = mean log10(a) - mean log10(b) - log10(paper),
+    SE and degrees of freedom as for a difference of means; (verdict, n_a)."""
+    finite = [
+        [v for v in vals if isinstance(v, (int, float)) and math.isfinite(v)] for vals in (a_vals, b_vals)
+    ]
+    (la, bad_a), (lb, bad_b) = (log10_values(v) for v in finite)
+    n_a, n_b = len(finite[0]), len(finite[1])
+    row.update(n=min(n_a, n_b), estimator="ratio of geometric means")
+    if bad_a or bad_b:
+        return _nonpositive_verdict(row, bad_a + bad_b, n_a + n_b), n_a
+    if not la or not lb or ref.value <= 0:
+        return INCONCLUSIVE, n_a
+    (ma, sa, na), (mb, sb, nb) = sample_stats(la), sample_stats(lb)
+    ours = 10 ** (ma - mb)
+    row.update(ours=ours, ours_mean=ours, n=min(na, nb))
+    se = math.sqrt(sa**2 / na + sb**2 / nb) if min(na, nb) >= 2 else float("nan")
+    d = ma - mb - math.log10(ref.value)
+    return _set_interval(row, ref, d, se, floor, min(na, nb), welch_df(sa, na, sb, nb)), n_a
+
+
 def compare(references: list[Reference], runs: list[Run]) -> pd.DataFrame:
     """The comparison table: one row per reference entry, in reference order."""
     rows = []
     for ref in references:
-        if ref.metric in RELATIVE and ref.baseline and ref.value is not None and not ref.config_only:
+        relative = metric_info(ref.metric).kind == RELATIVE_KIND
+        if relative and ref.baseline and ref.value is not None and not ref.config_only:
             base = ref.baseline
             baseline = [
                 r

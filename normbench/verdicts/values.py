@@ -40,17 +40,28 @@ SUMMARY_METRICS = (
     "gap_mean",
     "gap_max",
     "final_test_loss",
+    "final_train_loss",
 )
-LOWER_IS_BETTER = {"final_test_error", "best_test_error", "final_train_error", "final_test_loss"}
+LOWER_IS_BETTER = {
+    "final_test_error",
+    "best_test_error",
+    "final_train_error",
+    "final_test_loss",
+    "final_train_loss",
+}
 HIGHER_IS_BETTER = {"train_accuracy", "test_accuracy"}
 TIME_SERIES = {"grad_norm_ratio", "weight_correlation", "error_moment_ratio"}
-END_OF_TRAINING = {
-    "weight_singular_values",
-    "weight_condition_number",
-    "hidden_condition_number",
-    "first_layer_activation_range",
-    "activation_range",
+END_OF_TRAINING_PROBES = {
+    "weight_singular_values": "singular_values",
+    "weight_condition_number": "weight_condition",
+    "hidden_condition_number": "hidden_condition",
+    "first_infinite_condition_layer": "hidden_condition",
+    "first_layer_activation_range": "activation_dist",
+    "activation_range": "activation_dist",
+    "weight_bulk_abs_bound": "weight_dist",
 }
+"""The probe each end-of-training metric reads (its last epoch-schedule record)."""
+END_OF_TRAINING = frozenset(END_OF_TRAINING_PROBES)
 METRICS = (
     *SUMMARY_METRICS,
     "gap_fluctuation",
@@ -67,7 +78,9 @@ METRICS = (
 STABLE_LOG_TOLERANCE = math.log(2.0)
 """A backward profile is "stable" within a factor 2 of the reference pattern (median over layers): ours."""
 
-AGGREGATES = ("final", "mean", "median", "median_over_layers", "median_abs_log", "spread_log")
+AGGREGATES = ("final", "mean", "median", "max", "median_over_layers", "median_abs_log", "spread_log")
+BULK_QUANTILES = (0.05, 0.95)
+"""``weight_bulk_abs_bound``: "most weight values are between -B and B" read as at least 90 % of them (ours)."""
 
 
 def _probe_records(run: Run, name: str) -> list[dict[str, Any]]:
@@ -80,8 +93,9 @@ def _in_epochs(epoch: Any, epochs: list[int] | None) -> bool:
 
 
 def _select_blocks(blocks: list[dict[str, Any]], which: str) -> list[dict[str, Any]]:
-    """``all``, ``transition``, ``non_transition`` or ``transition_except_stem``: the transition blocks but
-    the stem's (the block named ``stem`` or reading the image, with at most 3 input channels)."""
+    """``all``, ``transition``, ``non_transition``, ``first_transition`` (the first block, in forward order,
+    that changes the dimension) or ``transition_except_stem``: the transition blocks but the stem's (the block
+    named ``stem`` or reading the image, with at most 3 input channels)."""
     if which == "all":
         return blocks
     if which == "non_transition":
@@ -89,6 +103,8 @@ def _select_blocks(blocks: list[dict[str, Any]], which: str) -> list[dict[str, A
     trans = [b for b in blocks if b.get("transition")]
     if which == "transition":
         return trans
+    if which == "first_transition":
+        return trans[:1]
     if which == "transition_except_stem":
         return [
             b for b in trans if "stem" not in str(b.get("name", "")) and (b.get("in_shape") or [99])[0] > 3
@@ -135,30 +151,42 @@ def series_points(
         if any(r["epoch"] > 0 for r in recs):
             recs = [r for r in recs if r["epoch"] > 0]
         return [[as_float(r["probes"]["backward_moments"].get("ratio_bottom_to_top"))] for r in recs]
-    probe = {
-        "weight_singular_values": "singular_values",
-        "weight_condition_number": "weight_condition",
-        "hidden_condition_number": "hidden_condition",
-        "first_layer_activation_range": "activation_dist",
-        "activation_range": "activation_dist",
-    }.get(metric)
+    probe = END_OF_TRAINING_PROBES.get(metric)
     if probe is None:
         raise KeyError(f"{metric!r} is not a probe metric")
     recs = _probe_records(run, probe)
-    if not recs:
+    if not recs or not recs[-1]["probes"][probe]:
         return []
-    last = recs[-1]["probes"][probe]
+    return [last_record_points(recs[-1]["probes"][probe], metric, layers)]
+
+
+def last_record_points(result: list[dict[str, Any]], metric: str, layers: list[float] | None) -> list[float]:
+    """The points of an end-of-training ``metric`` from one probe result (a list of per-layer records)."""
+    by_layer = sorted(result, key=lambda layer: layer.get("layer_index") or 0)  # forward order
     if metric == "weight_singular_values":
-        return [[as_float(v) for layer in last for v in layer.get("singular_values", [])]]
+        return [as_float(v) for layer in result for v in layer.get("singular_values", [])]
     if metric == "first_layer_activation_range":
-        if not last:
-            return []
-        first = min(last, key=lambda layer: layer.get("layer_index") or 0)
-        return [[as_float(first.get("range"))]]
-    if metric == "activation_range":  # the recorded layers in forward order, within the layer window
-        ordered = sorted(last, key=lambda layer: layer.get("layer_index") or 0)
-        return [[as_float(layer.get("range")) for layer in layer_window(ordered, layers)]]
-    return [[as_float(layer.get("kappa")) for layer in layer_window(list(last), layers)]]
+        return [as_float(by_layer[0].get("range"))]
+    if metric == "activation_range":
+        return [as_float(layer.get("range")) for layer in layer_window(by_layer, layers)]
+    if metric == "weight_bulk_abs_bound":
+        return [bulk_abs_bound(layer) for layer in layer_window(by_layer, layers)]
+    kappas = [as_float(layer.get("kappa")) for layer in sorted(result, key=lambda r: r.get("index") or 0)]
+    if metric == "first_infinite_condition_layer":
+        first = next((i for i, k in enumerate(kappas) if k == math.inf), len(kappas))
+        return [float(first + 1)]
+    return layer_window(kappas, layers)
+
+
+def bulk_abs_bound(layer: dict[str, Any]) -> float:
+    """max(|q_lo|, |q_hi|) of a weight-distribution record, the quantiles :data:`BULK_QUANTILES`: at least
+    90 % of the layer's weights lie in [-B, B]. NaN when the record lacks those quantiles."""
+    q = layer.get("quantiles") or {}
+    at = dict(zip([round(float(x), 6) for x in q.get("q", [])], q.get("values", [])))
+    lo, hi = (at.get(round(x, 6)) for x in BULK_QUANTILES)
+    if lo is None or hi is None:
+        return math.nan
+    return max(abs(as_float(lo)), abs(as_float(hi)))
 
 
 def backward_profiles(run: Run) -> list[tuple[int, list[float]]]:
@@ -207,6 +235,8 @@ def reduce_points(points: list[list[float]], aggregate: str) -> float:
         return mean(flat) if all(math.isfinite(v) for v in flat) else _inf_mean(flat)
     if aggregate in ("median", "median_over_layers"):
         return median(flat)
+    if aggregate == "max":
+        return max(flat)
     logs = [abs(math.log(v)) if v > 0 else math.inf for v in flat]
     if aggregate == "median_abs_log":
         return median(logs)
