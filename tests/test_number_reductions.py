@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 from test_claims import Runs
 from test_compare import _ref
 
 from normbench.verdicts.metrics import FACTOR_2
-from normbench.verdicts.numbers import compare, compare_one, model_metric
+from normbench.verdicts.numbers import compare, compare_one, display_rows, model_metric
 from normbench.verdicts.values import bulk_abs_bound, last_record_points
 
 
@@ -55,6 +56,8 @@ def test_activation_range_is_judged_within_a_factor_on_the_log_scale(tmp_path):
     assert good["ours"] == pytest.approx((1.5e6 * 1.7e6 * 1.9e6) ** (1 / 3))
     assert good["scale"] == "log10" and good["tolerance"] == pytest.approx(FACTOR_2)
     assert "log10" in good["rule"] and "factor 2" in good["rule"]
+    shown = " | ".join(display_rows(pd.DataFrame([good]))[1][0])
+    assert "(log10)" in shown and "1.692e+06 (geometric mean of 3)" in shown, shown
     bad = row("bad", [5.0, 6.0, 7.0])
     assert bad["verdict"] == "DEVIATES" and bad["delta"] == pytest.approx(math.log10(6.0 / 1.7e6), abs=0.01)
     assert row("wide", [1.7e3, 1.7e6, 1.7e9])["verdict"] == "INCONCLUSIVE"
@@ -115,7 +118,9 @@ def test_grad_norm_ratio_max_reads_the_first_transition_block_in_the_first_epoch
             out.add("plain83", seed=seed, errors=[10.0] * 12, probes=probes)
         return out.load()
 
-    ref = _ref_n(100, epochs=12, metric="grad_norm_ratio_max", model="plain83", statistic="unstated", qualifier="about")
+    ref = _ref_n(
+        100, epochs=12, metric="grad_norm_ratio_max", model="plain83", statistic="unstated", qualifier="about"
+    )
     row = compare_one(ref, runs(tmp_path / "a", 110.0))
     assert row["verdict"] == "REPRODUCED" and row["ours"] == pytest.approx(110.0), row
     assert compare_one(ref, runs(tmp_path / "b", 3.0))["verdict"] == "DEVIATES"

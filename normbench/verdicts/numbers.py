@@ -579,7 +579,10 @@ def _judge_log_estimate(row: dict[str, Any], ref: Reference, tol: Tolerance, fin
     if not logs or ref.value <= 0:
         return INCONCLUSIVE
     est = estimate(logs, ref.statistic, tol, ref.runs)
-    row.update(ours=10**est.value, estimator=f"{est.estimator} on log10 (geometric)")
+    geometric = (
+        f"geometric {est.estimator}" if est.estimator.startswith("mean") else f"{est.estimator}, log10"
+    )
+    row.update(ours=10**est.value, estimator=geometric)
     return _set_interval(row, ref, est.value - math.log10(ref.value), est.se, tol.floor, len(logs))
 
 
@@ -767,7 +770,7 @@ def _ours_cell(r: dict[str, Any]) -> str:
     if r.get("kind") == "structure" or r["statistic"] == "none":  # a single deterministic number
         return number(r["ours"], integral=r["metric"] in COUNT_METRICS)
     spread = mean_std(r["ours_mean"], r["ours_std"])
-    if r["statistic"] in ("mean", "unstated", "single") or not estimator:
+    if r.get("scale") != "log10" and r["statistic"] in ("mean", "unstated", "single") or not estimator:
         return spread
     return f"{number(r['ours'])} ({estimator}); mean {spread}"
 
@@ -786,7 +789,8 @@ def _runs_cell(r: dict[str, Any]) -> str:
 
 def _delta_cell(r: dict[str, Any]) -> str:
     if _finite(r["delta"]) and _finite(r.get("half_width")):
-        return f"{round(r['delta'], 2) or 0.0:+.2f} ± {r['half_width']:.2f}"  # no '-0.00'
+        cell = f"{round(r['delta'], 2) or 0.0:+.2f} ± {r['half_width']:.2f}"  # no '-0.00'
+        return f"{cell} (log10)" if r.get("scale") == "log10" else cell
     return number(r["delta"], integral=r["metric"] in COUNT_METRICS)
 
 
@@ -893,9 +897,11 @@ def write_comparison(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         "INCONCLUSIVE otherwise or with fewer than 2 runs. A std row is judged as a spread (chi-square",
         "interval of ours/paper against [1/2, 2]). Runs: finished runs used, diverged ones counted (a finite",
         "paper number with diverged runs is never REPRODUCED), incomplete ones (log shorter than the configured",
-        "epochs) excluded. Structure rows (parameter counts, depths) are checked from the registry and counted",
-        "apart from trained results. Like with like: mean vs our mean, best of n vs our best of n (Boo_n when",
-        "our number of runs differs). See `normbench.verdicts.numbers` and `normbench.verdicts`.",
+        "epochs) excluded. Rows marked (log10) are judged on the log10 scale: Δ in decades, ours a geometric",
+        "mean, the floor a factor. Structure rows (parameter counts, depths, block counts) are checked from the",
+        "registry and counted apart from trained results. Like with like: mean vs our mean, best of n vs our",
+        "best of n (Boo_n when our number of runs differs). See `normbench.verdicts.numbers` and",
+        "`normbench.verdicts`.",
     ]
     records = json.loads(df.to_json(orient="records"))
     return write_verdict_files(
