@@ -57,9 +57,12 @@ class Runs:
         optimizer="sgd",
         step_seconds=0.1,
         empty=False,
+        train_loss=1.0,
     ):
         train_errors = train_errors if train_errors is not None else [1.0] * len(errors)
         records = [] if empty else epoch_records(train_errors, errors, step_seconds)
+        for r in records:
+            r["train_loss"] = train_loss
         if diverged_at is not None:
             records = records[: diverged_at - 1]
             records.append({"kind": "diverged", "epoch": diverged_at, "iteration": 7, "reason": "nan"})
@@ -981,3 +984,90 @@ def test_fig4_claim_reads_the_stable_iteration(runs):
         )
     row = _eval(claim, runs)
     assert "100 ± 0" in row["measured"] and row["verdict"] in ("REPRODUCED", "PROXY"), row
+
+
+# ------------------------------------------------------------------------------------------ gain_shrinks
+
+
+def _gain_runs(runs, gains, noise=(0.0, 0.0, 0.0), n=3, diverged=None):
+    """Per depth d (models net34, net101): L2 runs at 30 % error, ortho runs at 30 - gain; ``noise`` is added
+    to both sides per seed."""
+    for model, gain in zip(("net34", "net101"), gains):
+        for seed in range(n):
+            for method, err in (("none", 30.0), ("ortho_init+ortho_reg", 30.0 - gain)):
+                e = err + noise[seed] * (1 if method == "none" else -1)
+                div = 1 if diverged == (model, method, seed) else None
+                runs.add(model, seed=seed, method=method, errors=[e], diverged_at=div)
+    return runs
+
+
+GAINS = {
+    "metric": "test_accuracy",
+    "gains": [
+        [{"model": "net34"}, {"model": "net34", "method": "ortho_init+ortho_reg"}],
+        [{"model": "net101"}, {"model": "net101", "method": "ortho_init+ortho_reg"}],
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("gains", "noise", "n", "verdict"),
+    [
+        ((3.0, 0.5), (0.1, -0.1, 0.0), 3, "REPRODUCED"),  # the boost shrinks with depth
+        ((0.5, 3.0), (0.1, -0.1, 0.0), 3, "DEVIATES"),  # it grows
+        ((3.0, 2.5), (2.0, -2.0, 0.0), 3, "INCONCLUSIVE"),  # noise of several points covers both
+        ((3.0, 0.5), (0.0,), 1, "INCONCLUSIVE"),  # one run a side: no spread
+    ],
+)
+def test_gain_shrinks(runs, gains, noise, n, verdict):
+    row = _eval(_claim("gain_shrinks", GAINS), _gain_runs(runs, gains, noise, n))
+    assert row["verdict"] == verdict, row["measured"]
+    assert "gains" in row["measured"]
+
+
+def test_gain_shrinks_reads_errors_the_other_way_and_never_decides_on_survivors(tmp_path):
+    """On an error (lower is better) the gain is baseline - treated, so the same runs give the same outcome;
+    a diverged run on any side leaves the comparison INCONCLUSIVE."""
+    errors = {**GAINS, "metric": "final_test_error"}
+    good = _gain_runs(Runs(tmp_path / "a"), (3.0, 0.5), (0.1, -0.1, 0.0))
+    assert _eval(_claim("gain_shrinks", errors), good)["verdict"] == "REPRODUCED"
+    lost = _gain_runs(Runs(tmp_path / "b"), (3.0, 0.5), (0.1, -0.1, 0.0), diverged=("net101", "none", 0))
+    row = _eval(_claim("gain_shrinks", GAINS), lost)
+    assert row["verdict"] == "INCONCLUSIVE" and "diverged" in row["measured"]
+
+
+def test_xie_imagenet_boost_claim_on_hand_made_runs(runs):
+    """The paper's Fig. 5 right claim reads ImageNet runs of both networks under L2 and orthonormality."""
+    claim = next(c for c in load_claims() if c.id == "fig5_imagenet_boost_decreases_with_depth")
+    for model, gain in (("imagenet_resnet34_xie", 2.0), ("imagenet_resnet101_xie", 0.2)):
+        for seed, jitter in enumerate((0.05, -0.05, 0.0)):
+            for method, err in (("none", 30.0), ("ortho_init+ortho_reg", 30.0 - gain)):
+                runs.add(
+                    model,
+                    seed=seed,
+                    method=method,
+                    errors=[err + jitter],
+                    dataset="imagenet",
+                    reproduces=("xie2017/fig5",),
+                )
+    row = _eval(claim, runs)
+    assert row["outcome"] == "PASS", row["measured"]
+
+
+@pytest.mark.parametrize(("plain", "residual", "outcome"), [(2.3, 0.01, "PASS"), (0.01, 2.3, "FAIL")])
+def test_oyedotun_training_loss_claim(runs, plain, residual, outcome):
+    """Figs. 3-4: PlainNet-164's training loss above ResNet-164's and ResNeXt-164's, MNIST and CIFAR-10."""
+    claim = next(c for c in load_claims() if c.id == "plain_training_loss_extremely_high")
+    for dataset in ("mnist", "cifar10"):
+        for model, loss in (("convnet164", plain), ("resnet164", residual), ("resnext164", residual)):
+            for seed in range(3):
+                runs.add(
+                    model,
+                    seed=seed,
+                    errors=[10.0],
+                    dataset=dataset,
+                    train_loss=loss * (1 + 0.01 * seed),
+                    reproduces=("oyedotun2020/table1",),
+                )
+    row = _eval(claim, runs)
+    assert row["outcome"] == outcome, row["measured"]

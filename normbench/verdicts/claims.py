@@ -39,6 +39,10 @@ also take the "always" runs (``n_iters: 1000000000``), and ``{method: procrustes
   entirely below the value, FAIL if entirely above, else INCONCLUSIVE (one run: INCONCLUSIVE).
 - *a approximately b* (``approximately_equal``): PASS if d ± t·SE lies inside [-tolerance, tolerance],
   FAIL if it lies entirely outside, else INCONCLUSIVE.
+- *a gain shrinks* (``gain_shrinks``): with gains g = mean(treated) - mean(baseline) (reversed on errors and
+  losses), d = g_2 - g_1 and SE = √(Σ s²/n) over the four subjects, Satterthwaite degrees of freedom: PASS
+  if d ± t·SE lies below 0, FAIL if above, else INCONCLUSIVE (also with fewer than 2 runs a side or any
+  diverged run).
 - *Diverged runs* have no final error: comparisons use the finished runs and say how many diverged. On a
   performance metric (errors, losses, accuracies), a subject all of whose runs diverged (at least 2) is the
   worse side against a subject with at least 2 finished runs: the comparison is decided on that alone.
@@ -84,6 +88,7 @@ from normbench.verdicts import (
 from normbench.verdicts.accounting import DAMAGED, INCOMPLETE
 from normbench.verdicts.numbers import run_matches, write_verdict_files
 from normbench.verdicts.protocol import protocol_differences as check_protocol
+from normbench.verdicts.statistics import satterthwaite_df
 from normbench.verdicts.values import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
@@ -430,6 +435,45 @@ def compare_approx(a: Sample, b: Sample, tolerance: float) -> Comparison:
     return Comparison(what, outcome, text)
 
 
+def compare_gains(first: tuple[Sample, Sample], second: tuple[Sample, Sample], metric: str) -> Comparison:
+    """The claim gain(second) < gain(first), each pair ``(baseline, treated)`` and its gain ``mean(treated) -
+    mean(baseline)`` (``mean(baseline) - mean(treated)`` on a metric where lower is better). With
+    ``d = gain(second) - gain(first)``, ``SE = sqrt(sum s_i^2/n_i)`` over the four subjects (unpaired) and the
+    Satterthwaite degrees of freedom: PASS if ``d ± t·SE`` lies below 0, FAIL if above, else INCONCLUSIVE.
+    Fewer than 2 runs on any side, infinite values or diverged runs: INCONCLUSIVE (a gain is never decided
+    on the survivors)."""
+    (b1, t1), (b2, t2) = first, second
+    what = f"gain of {t2.label} over {b2.label} < gain of {t1.label} over {b1.label}"
+    samples = (b1, t1, b2, t2)
+    nr = _not_run(what, *samples)
+    if nr:
+        return nr
+    head = f"{what} ({'; '.join(s.describe() for s in samples)})"
+    lost = [s for s in samples if s.diverged]
+    if lost:
+        runs = ", ".join(f"{s.diverged} run(s) of {s.label}" for s in lost)
+        return Comparison(what, INCONCLUSIVE, f"{head}: {runs} diverged → INCONCLUSIVE")
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    if any(s.n == 0 for s in samples):
+        return Comparison(what, INCONCLUSIVE, f"{head}: a side has no value → INCONCLUSIVE")
+    if not all(math.isfinite(v) for s in samples for v in s.vals):
+        return Comparison(what, INCONCLUSIVE, f"{head}: infinite values → INCONCLUSIVE")
+    g1 = sign * (mean(t1.vals) - mean(b1.vals))
+    g2 = sign * (mean(t2.vals) - mean(b2.vals))
+    d = g2 - g1
+    if any(s.n < 2 for s in samples):
+        point = "holds" if d < 0 else "does not hold"
+        text = f"{head}: gains {_f(g2)} vs {_f(g1)}, fewer than 2 runs on a side, point comparison {point}"
+        return Comparison(what, INCONCLUSIVE, f"{text} → INCONCLUSIVE")
+    spreads = [(stdev(s.vals), s.n) for s in samples]
+    se = math.sqrt(sum(sd**2 / n for sd, n in spreads))
+    df = satterthwaite_df(spreads)
+    half = t_quantile(df) * se
+    outcome = PASS if d + half < 0 else FAIL if d - half > 0 else INCONCLUSIVE
+    text = f"{head}: gains {_f(g2)} vs {_f(g1)}, Δ = {_f(d)} ± {_f(half, 3)} (95 % t, {_f(df, 3)} df)"
+    return Comparison(what, outcome, f"{text} → {outcome}")
+
+
 def combine(outcomes: Iterable[str]) -> str:
     """PASS if all pass, FAIL if any fails, else INCONCLUSIVE (NOT RUN parts leave the rest to decide)."""
     found = [o for o in outcomes if o != NOT_RUN]
@@ -687,6 +731,12 @@ def _check_all_finite(ctx: Context) -> list[Comparison]:
     return out
 
 
+def _check_gain_shrinks(ctx: Context) -> list[Comparison]:
+    metric = ctx.args["metric"]
+    pairs = [(ctx.sample(base), ctx.sample(treated)) for base, treated in ctx.args["gains"]]
+    return [compare_gains(x, y, metric) for x, y in zip(pairs, pairs[1:])]
+
+
 def _with_args(claim: Claim, args: dict[str, Any]) -> Claim:
     from dataclasses import replace
 
@@ -705,6 +755,7 @@ CHECK_FUNCTIONS: dict[str, Callable[[Context], list[Comparison]]] = {
     "closer_to_one": _check_closer_to_one,
     "monotone_with_depth": _check_monotone_with_depth,
     "all_finite": _check_all_finite,
+    "gain_shrinks": _check_gain_shrinks,
 }
 assert set(CHECK_FUNCTIONS) == set(CHECKS), "every check of the vocabulary has an implementation"
 

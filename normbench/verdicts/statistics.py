@@ -7,7 +7,8 @@ anti-conservative for the 2-5 runs these papers use: measured over 20,000 Monte 
 ``t_{0.975, 2} = 4.30`` and ``t_{0.975, 4} = 2.78`` restore the nominal rate (``tests/test_verdicts.py``).
 
 A difference of two means with unequal spreads uses the Welch-Satterthwaite degrees of freedom
-``(a + b)^2 / (a^2/(n_a-1) + b^2/(n_b-1))`` with ``a = s_a^2/n_a``, ``b = s_b^2/n_b``.
+``(a + b)^2 / (a^2/(n_a-1) + b^2/(n_b-1))`` with ``a = s_a^2/n_a``, ``b = s_b^2/n_b``; a difference of two
+such differences (a gain that shrinks) the same sum over its four groups.
 
 A spread is compared as a spread: ``(n-1) s^2 / sigma^2`` follows chi-square(n - 1), so the 95 % interval
 of sigma is ``[s sqrt((n-1)/chi2_{0.975}), s sqrt((n-1)/chi2_{0.025})]``.
@@ -36,11 +37,18 @@ def t_quantile(df: float, confidence: float = CONFIDENCE) -> float:
 def welch_df(s_a: float, n_a: int, s_b: float, n_b: int) -> float:
     """Welch-Satterthwaite degrees of freedom of ``mean(a) - mean(b)`` (module docstring); with both spreads
     zero, the pooled n_a + n_b - 2."""
-    if n_a < 2 or n_b < 2:
+    return satterthwaite_df([(s_a, n_a), (s_b, n_b)])
+
+
+def satterthwaite_df(groups: list[tuple[float, int]]) -> float:
+    """Satterthwaite degrees of freedom of a signed sum of independent means, ``groups`` = ``(s_i, n_i)``:
+    ``(sum v_i)^2 / sum v_i^2/(n_i - 1)`` with ``v_i = s_i^2/n_i``; with every spread zero, the pooled
+    ``sum n_i - k``; NaN when a group has fewer than 2 values."""
+    if any(n < 2 for _, n in groups):
         return float("nan")
-    a, b = s_a**2 / n_a, s_b**2 / n_b
-    den = a**2 / (n_a - 1) + b**2 / (n_b - 1)
-    return (a + b) ** 2 / den if den > 0 else float(n_a + n_b - 2)
+    v = [s**2 / n for s, n in groups]
+    den = sum(x**2 / (n - 1) for x, (_, n) in zip(v, groups))
+    return sum(v) ** 2 / den if den > 0 else float(sum(n for _, n in groups) - len(groups))
 
 
 def chi2_sd_interval(s: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
