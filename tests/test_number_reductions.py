@@ -65,6 +65,9 @@ def test_activation_range_is_judged_within_a_factor_on_the_log_scale(tmp_path):
     assert dead["verdict"] == "DEVIATES" and "≤ 0 (no logarithm)" in dead["rule"]
     assert row("one_dead", [0.0, 1.7e6, 1.7e6])["verdict"] == "INCONCLUSIVE"
     assert compare_one(ref, [])["verdict"] == "NOT RUN"
+    bare = Runs(tmp_path / "bare").many("convnet164", [[10.0]] * 3).load()  # no activation_dist probe
+    row = compare_one(ref, bare)
+    assert row["verdict"] == "INCONCLUSIVE" and "record the 'activation_dist' probe" in row["rule"], row
 
 
 def test_the_first_recorded_layer_is_the_lowest_layer_index():

@@ -100,7 +100,7 @@ from normbench.verdicts.metrics import NOT_EVALUATED as UNCOMPUTED
 from normbench.verdicts.metrics import RELATIVE as RELATIVE_KIND
 from normbench.verdicts.protocol import protocol_differences as check_protocol
 from normbench.verdicts.statistics import CONFIDENCE, sample_stats, welch_df
-from normbench.verdicts.values import run_value
+from normbench.verdicts.values import PROBE_OF, run_value
 
 SD_RATIO_BAND = 2.0
 """A std row agrees when ours / paper lies in [1/2, 2] (compared on the log scale)."""
@@ -538,6 +538,9 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
         else:
             verdict = _judge_estimate(row, ref, tol, finite)
         verdict = _with_diverged(row, verdict, counts.diverged, n)
+        if info.reduction is not None and finished and not n:
+            probe = PROBE_OF[info.reduction.metric]
+            row["rule"] += f"; no finished run has a value: does the experiment record the {probe!r} probe?"
     if counts.incomplete:
         row["rule"] += (
             f"; {counts.incomplete} incomplete run(s) excluded (log stops before the configured epochs)"

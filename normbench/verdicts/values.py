@@ -62,6 +62,14 @@ END_OF_TRAINING_PROBES = {
 }
 """The probe each end-of-training metric reads (its last epoch-schedule record)."""
 END_OF_TRAINING = frozenset(END_OF_TRAINING_PROBES)
+PROBE_OF = {
+    **END_OF_TRAINING_PROBES,
+    "grad_norm_ratio": "grad_norm_ratio",
+    "weight_correlation": "weight_correlation",
+    "error_moment_ratio": "backward_moments",
+    "backward_pattern_stable_iteration": "backward_moments",
+}
+"""The probe (``probes.names`` of an experiment) each probe metric is read from."""
 METRICS = (
     *SUMMARY_METRICS,
     "gap_fluctuation",
