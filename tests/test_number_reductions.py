@@ -261,3 +261,36 @@ def test_every_paper_number_has_a_computation():
 
     kinds = {r.metric: metric_info(r.metric).kind for r in load_references()}
     assert [m for m, k in kinds.items() if k == NOT_EVALUATED] == []
+
+
+def test_reductions_read_what_the_probes_write():
+    """Every probe reduction on the records the real probes write for a small network (not hand-made
+    ones): a finite number each, the grad-norm peak is the first dimension-changing block's ratio, the
+    activation range the first weight layer's, and a well-conditioned network has no infinite layer
+    (layers + 1)."""
+    import torch
+
+    from normbench.models import build_model
+    from normbench.probes.record import record_probes
+    from normbench.runs.folder import Run
+    from normbench.verdicts.metrics import METRIC_TABLE
+    from normbench.verdicts.numbers import per_run_value
+
+    torch.manual_seed(0)
+    model = build_model("plain20", num_classes=10, in_channels=1)
+    batch = (torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,)))
+    names = ["activation_dist", "weight_dist", "hidden_condition", "grad_norm_ratio", "weight_correlation"]
+    probes = record_probes(model, batch, [*names, "backward_moments"])["probes"]
+    epoch = {"kind": "epoch", "epoch": 1, "steps": 10, "lr": 0.1}
+    run = Run(".", {"seed": 0}, [epoch, {"kind": "probe", "epoch": 1, "probes": probes}])
+    values = {
+        name: per_run_value(run, name)
+        for name, m in METRIC_TABLE.items()
+        if m.reduction is not None and m.kind == "trained" and name != "backward_pattern_stable_iteration"
+    }
+    assert all(math.isfinite(v) for v in values.values()), values
+    first_transition = next(b for b in probes["grad_norm_ratio"] if b["transition"])
+    assert values["grad_norm_ratio_max"] == first_transition["ratio"]
+    first_layer = min(probes["activation_dist"], key=lambda r: r["layer_index"])
+    assert values["first_layer_activation_range"] == first_layer["range"]
+    assert values["first_infinite_condition_layer"] == len(probes["hidden_condition"]) + 1
