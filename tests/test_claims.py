@@ -621,6 +621,42 @@ def test_all_finite(runs):
     assert _eval(_claim("all_finite", FINITE), [])["verdict"] == "NOT RUN"
 
 
+def _gammas(*mins):
+    return {
+        "bn_gamma": [
+            {"name": f"bn{i}", "n": 4, "min": m, "max": 1.5, "nonpositive": int(m <= 0)}
+            for i, m in enumerate(mins)
+        ]
+    }
+
+
+def test_all_positive_reads_every_probe_record(runs):
+    """Jia's gammas "keep positive during the process of network training": every record counts, so one
+    layer at zero after epoch 1 fails the claim even when it is positive again at the end; a NaN is not
+    positive; runs without the probe leave it undecided."""
+    claim = next(c for c in load_claims() if c.id == "bn_gammas_stay_positive")
+    methods = ("none", "svb", "bbn", "svb+bbn")
+
+    def add(root, late_min):
+        r = Runs(root)
+        for method in methods:
+            for seed in range(2):
+                probes = {0: _gammas(1.0, 1.0), 1: _gammas(0.4, late_min), 2: _gammas(0.5, 0.9)}
+                r.add(
+                    "preact_resnet68", method=method, seed=seed, probes=probes, reproduces=("jia2017/table1",)
+                )
+        return r
+
+    row = _eval(claim, add(runs.root / "a", 0.2))
+    assert row["outcome"] == "PASS" and "0/12 layer values not positive over 2 runs" in row["measured"], row["measured"]
+    assert _eval(claim, add(runs.root / "b", 0.0))["outcome"] == "FAIL"
+    assert _eval(claim, add(runs.root / "c", float("nan")))["outcome"] == "FAIL"
+    bare = Runs(runs.root / "d")
+    for method in methods:
+        bare.add("preact_resnet68", method=method, reproduces=("jia2017/table1",))
+    assert _eval(claim, bare)["outcome"] == "INCONCLUSIVE"
+
+
 def test_infinite_medians_are_ordered_by_runs(runs):
     args = {
         "metric": "hidden_condition_number",

@@ -496,3 +496,18 @@ def test_relu_nonzero_counts_every_relu_call():
     positive = relu_nonzero(nn.Sequential(nn.ReLU()), torch.rand(4, 3) + 0.1)
     assert positive["percent"] == 100.0
     assert math.isnan(relu_nonzero(nn.Sequential(nn.Linear(3, 3)), torch.rand(4, 3))["percent"])
+
+
+def test_bn_gammas_count_the_scales_that_are_not_positive():
+    """Jia Sec. 5: one record per affine BN layer with its smallest gamma and how many are <= 0; a model
+    without batch norm has none (not a record of zeros)."""
+    from torch import nn
+
+    from normbench.probes.distributions import bn_gammas
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4, affine=False), nn.ReLU())
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([1.0, -0.5, 0.0, 2.0]))
+    (rec,) = bn_gammas(model)
+    assert rec["name"] == "1" and rec["min"] == -0.5 and rec["max"] == 2.0 and rec["nonpositive"] == 2
+    assert bn_gammas(nn.Sequential(nn.Conv2d(1, 4, 3))) == []

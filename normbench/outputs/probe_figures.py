@@ -247,6 +247,20 @@ def plot_relu_nonzero(runs, out_stem, title, layout=None):
     )
 
 
+def plot_bn_gamma(runs, out_stem, title, layout=None):
+    """Jia Sec. 5, the gammas "empirically observed to keep positive during the process of network training":
+    the smallest batch-norm scale gamma over the layers, over the epochs; at or below 0 one changed sign."""
+    return _epoch_series(
+        runs,
+        "bn_gamma",
+        lambda res: min((as_float(layer["min"]) for layer in res), default=float("nan")),
+        r"smallest BN scale $\gamma$ over the layers",
+        out_stem,
+        title,
+        "the paper: gammas 'empirically observed to keep positive' (at or below 0: a sign change)",
+    )
+
+
 def _spans_decades(values: pd.Series, decades: float = 2.0) -> bool:
     positive = values[values > 0]
     return len(positive) > 0 and bool((values > 0).all()) and positive.max() / positive.min() > 10**decades
@@ -765,6 +779,7 @@ PROBE_FIGURES: dict[str, Callable[[list[Run], Path, str, dict | None], list[Path
     "backward_moments": plot_backward_moments,
     "weight_correlation": plot_weight_correlation,
     "relu_nonzero": plot_relu_nonzero,
+    "bn_gamma": plot_bn_gamma,
     "singular_values": plot_singular_values,
     "sv_histograms": plot_sv_layers,
     "weight_condition": lambda runs, out, title, layout=None: _per_layer(

@@ -221,3 +221,28 @@ def relu_nonzero(model: nn.Module, batch: Any) -> dict[str, Any]:
                 h.remove()
     percent = 100.0 * totals[0] / totals[1] if totals[1] else math.nan
     return {"percent": percent, "nonzero": totals[0], "numel": totals[1], "calls": calls}
+
+
+def bn_gammas(model: nn.Module) -> list[dict[str, Any]]:
+    """The scales gamma of every affine batch-norm layer (Jia et al. 2017, Sec. 5, after Algorithm 2: "we do
+    not take the absolute values. This is because values of {gamma_i} are usually initialized as 1, and they
+    are empirically observed to keep positive during the process of network training").
+
+    Records (definition order): ``{"name", "n", "min", "max", "mean", "nonpositive"}`` over the layer's
+    gammas, ``nonpositive`` the number of gammas <= 0. No batch: the parameters only.
+    """
+    out = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.weight is not None:
+            g = mod.weight.detach().double()
+            out.append(
+                {
+                    "name": name,
+                    "n": int(g.numel()),
+                    "min": float(g.min()),
+                    "max": float(g.max()),
+                    "mean": float(g.mean()),
+                    "nonpositive": int((g <= 0).sum()),
+                }
+            )
+    return out

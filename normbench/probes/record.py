@@ -15,6 +15,7 @@ activation_dist        :func:`~.distributions.activation_distributions`    Oyedo
 weight_dist            :func:`~.distributions.weight_distributions`        Oyedotun Figs. 6, 8, 10
 weight_correlation     :func:`~.correlation.weight_correlation`            Xie Fig. 2, Eq. 8
 relu_nonzero           :func:`~.distributions.relu_nonzero`                Xie footnote 3
+bn_gamma               :func:`~.distributions.bn_gammas`                   Jia Sec. 5 (Algorithm 2)
 =====================  =================================================  ==========================
 """
 
@@ -28,7 +29,12 @@ from torch import nn
 
 from normbench.probes.conditioning import hidden_condition_numbers, weight_condition_numbers
 from normbench.probes.correlation import weight_correlation
-from normbench.probes.distributions import activation_distributions, relu_nonzero, weight_distributions
+from normbench.probes.distributions import (
+    activation_distributions,
+    bn_gammas,
+    relu_nonzero,
+    weight_distributions,
+)
 from normbench.probes.gradients import backward_error_moments, block_grad_norm_ratios
 from normbench.probes.spectra import singular_value_histograms, weight_singular_values
 from normbench.runs.records import json_safe
@@ -47,6 +53,7 @@ PROBES: dict[str, tuple[ProbeFn, bool]] = {
     "weight_dist": (weight_distributions, False),
     "weight_correlation": (weight_correlation, False),
     "relu_nonzero": (relu_nonzero, True),
+    "bn_gamma": (bn_gammas, False),
 }
 
 

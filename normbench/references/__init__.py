@@ -39,6 +39,7 @@ CHECKS = (
     "closer_to_one",
     "monotone_with_depth",
     "all_finite",
+    "all_positive",
     "gain_shrinks",
 )
 """The claim-check vocabulary (semantics: ``docs/references.md``)."""

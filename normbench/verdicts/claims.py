@@ -706,12 +706,15 @@ def _check_monotone_with_depth(ctx: Context) -> list[Comparison]:
     return out
 
 
-def _check_all_finite(ctx: Context) -> list[Comparison]:
+def _every_value(ctx: Context, holds: Callable[[float], bool], adjective: str) -> list[Comparison]:
+    """``all_finite`` / ``all_positive``: every value of every point of every run of every subject is
+    ``adjective`` (``holds``); FAIL on one that is not (NaN included), INCONCLUSIVE when a run did not record
+    the metric."""
     args = ctx.args
     out = []
     for subject in _as_list(args["subjects"]):
         label, runs = subject_label(subject), ctx.runs(subject)
-        what = f"{label} {args['metric']} finite"
+        what = f"{label} {args['metric']} {adjective}"
         if not runs:
             out.append(Comparison(what, NOT_RUN, f"{label}: not run"))
             continue
@@ -722,13 +725,21 @@ def _check_all_finite(ctx: Context) -> list[Comparison]:
                 unrecorded += 1
             for v in (v for p in pts for v in p):
                 total += 1
-                bad += not math.isfinite(v)
+                bad += not holds(v)
         outcome = FAIL if bad else INCONCLUSIVE if unrecorded else PASS
-        text = f"{label}: {bad}/{total} layer values not finite over {len(runs)} runs"
+        text = f"{label}: {bad}/{total} layer values not {adjective} over {len(runs)} runs"
         if unrecorded:
             text += f", {unrecorded} runs without {args['metric']}"
         out.append(Comparison(what, outcome, f"{text} → {outcome}"))
     return out
+
+
+def _check_all_finite(ctx: Context) -> list[Comparison]:
+    return _every_value(ctx, math.isfinite, "finite")
+
+
+def _check_all_positive(ctx: Context) -> list[Comparison]:
+    return _every_value(ctx, lambda v: v > 0, "positive")
 
 
 def _check_gain_shrinks(ctx: Context) -> list[Comparison]:
@@ -755,6 +766,7 @@ CHECK_FUNCTIONS: dict[str, Callable[[Context], list[Comparison]]] = {
     "closer_to_one": _check_closer_to_one,
     "monotone_with_depth": _check_monotone_with_depth,
     "all_finite": _check_all_finite,
+    "all_positive": _check_all_positive,
     "gain_shrinks": _check_gain_shrinks,
 }
 assert set(CHECK_FUNCTIONS) == set(CHECKS), "every check of the vocabulary has an implementation"

@@ -9,7 +9,8 @@ metrics:
 - time series, every epoch-schedule probe record within ``epochs``: ``grad_norm_ratio`` (block ratios of the
   selected ``blocks``), ``weight_correlation`` (the pooled ``mean`` per probe), ``error_moment_ratio``
   (``ratio_bottom_to_top`` per probe; the epoch-0 probe at initialisation is left out when later probes
-  exist, as the paper omits the first iterations);
+  exist, as the paper omits the first iterations), ``bn_gamma_min`` (each batch-norm layer's smallest
+  gamma per probe);
 - at the last probe record (the trained model): ``weight_singular_values`` (all layers' singular values),
   ``weight_condition_number`` and ``hidden_condition_number`` (per-layer ``kappa``, within a ``layers``
   window), ``first_layer_activation_range`` (``range`` of the lowest ``layer_index``), ``activation_range``
@@ -50,7 +51,7 @@ LOWER_IS_BETTER = {
     "final_train_loss",
 }
 HIGHER_IS_BETTER = {"train_accuracy", "test_accuracy"}
-TIME_SERIES = {"grad_norm_ratio", "weight_correlation", "error_moment_ratio"}
+TIME_SERIES = {"grad_norm_ratio", "weight_correlation", "error_moment_ratio", "bn_gamma_min"}
 END_OF_TRAINING_PROBES = {
     "weight_singular_values": "singular_values",
     "weight_condition_number": "weight_condition",
@@ -68,6 +69,7 @@ PROBE_OF = {
     "weight_correlation": "weight_correlation",
     "error_moment_ratio": "backward_moments",
     "backward_pattern_stable_iteration": "backward_moments",
+    "bn_gamma_min": "bn_gamma",
 }
 """The probe (``probes.names`` of an experiment) each probe metric is read from."""
 METRICS = (
@@ -154,6 +156,9 @@ def series_points(
     if metric == "weight_correlation":
         recs = [r for r in _probe_records(run, "weight_correlation") if _in_epochs(r["epoch"], epochs)]
         return [[as_float(r["probes"]["weight_correlation"].get("mean"))] for r in recs]
+    if metric == "bn_gamma_min":  # per record, each BN layer's smallest gamma
+        recs = [r for r in _probe_records(run, "bn_gamma") if _in_epochs(r["epoch"], epochs)]
+        return [[as_float(layer.get("min")) for layer in r["probes"]["bn_gamma"]] for r in recs]
     if metric == "error_moment_ratio":
         recs = [r for r in _probe_records(run, "backward_moments") if _in_epochs(r["epoch"], epochs)]
         if any(r["epoch"] > 0 for r in recs):
