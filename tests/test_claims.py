@@ -648,7 +648,9 @@ def test_all_positive_reads_every_probe_record(runs):
         return r
 
     row = _eval(claim, add(runs.root / "a", 0.2))
-    assert row["outcome"] == "PASS" and "0/12 layer values not positive over 2 runs" in row["measured"], row["measured"]
+    assert row["outcome"] == "PASS" and "0/12 layer values not positive over 2 runs" in row["measured"], row[
+        "measured"
+    ]
     assert _eval(claim, add(runs.root / "b", 0.0))["outcome"] == "FAIL"
     assert _eval(claim, add(runs.root / "c", float("nan")))["outcome"] == "FAIL"
     bare = Runs(runs.root / "d")
@@ -1107,3 +1109,51 @@ def test_oyedotun_training_loss_claim(runs, plain, residual, outcome):
                 )
     row = _eval(claim, runs)
     assert row["outcome"] == outcome, row["measured"]
+
+
+@pytest.mark.parametrize(("stem", "transition", "outcome"), [(4.0, 1.1, "PASS"), (1.05, 3.0, "FAIL")])
+def test_procresnet_stem_claim_compares_blocks_of_one_model(runs, stem, transition, outcome):
+    """Zaeemzadeh Fig. 3: "In ProcResNet, the only block that is less norm preserving is the first transition
+    block": per-subject block selections of the same runs (the stem against the other transitions and
+    against the non-transition blocks). A ProcResNet whose stem is at 1 and a later transition at 3 fails."""
+    claim = next(c for c in load_claims() if c.id == "procresnet_only_stem_less_norm_preserving")
+    for model in ("procresnet22", "procresnet85", "procresnet166"):
+        for seed in range(3):
+            blocks = [
+                {"index": 0, "name": "stem", "transition": True, "in_shape": [3, 32, 32], "ratio": stem},
+                {
+                    "index": 1,
+                    "name": "blocks.0",
+                    "transition": False,
+                    "in_shape": [64, 32, 32],
+                    "ratio": 0.97,
+                },
+                {
+                    "index": 2,
+                    "name": "blocks.1",
+                    "transition": True,
+                    "in_shape": [64, 32, 32],
+                    "ratio": transition,
+                },
+                {
+                    "index": 3,
+                    "name": "blocks.2",
+                    "transition": False,
+                    "in_shape": [128, 16, 16],
+                    "ratio": 1.02,
+                },
+            ]
+            for b in blocks:
+                b["ratio"] *= 1 + 0.01 * seed
+            probes = {e: {"grad_norm_ratio": blocks} for e in range(1, 4)}
+            runs.add(
+                model,
+                method="procrustes",
+                seed=seed,
+                errors=[5.0] * 3,
+                probes=probes,
+                reproduces=("zaeemzadeh2020/fig3",),
+            )
+    row = _eval(claim, runs)
+    assert row["outcome"] == outcome, row["measured"]
+    assert "procresnet22 procrustes stem blocks" in row["measured"]

@@ -511,3 +511,17 @@ def test_bn_gammas_count_the_scales_that_are_not_positive():
     (rec,) = bn_gammas(model)
     assert rec["name"] == "1" and rec["min"] == -0.5 and rec["max"] == 2.0 and rec["nonpositive"] == 2
     assert bn_gammas(nn.Sequential(nn.Conv2d(1, 4, 3))) == []
+
+
+def test_the_gradient_probe_records_procresnets_projected_stem():
+    """Zaeemzadeh Fig. 3 plots ProcResNet's stem conv* (3 -> 64 channels) as its first transition block; it
+    is not in model.blocks, so the probe adds it first. A ResNet has no projected stem: its blocks only."""
+    from normbench.models import build_model
+    from normbench.probes.gradients import block_grad_norm_ratios
+
+    batch = (torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,)))
+    proc = block_grad_norm_ratios(build_model("procresnet22"), batch)
+    assert proc[0]["name"] == "stem" and proc[0]["in_shape"][0] == 3 and proc[0]["transition"]
+    assert [b["name"] for b in proc if b["transition"]] == ["stem", "blocks.2", "blocks.4"]
+    resnet = block_grad_norm_ratios(build_model("preact_resnet20"), batch)
+    assert resnet[0]["name"] == "blocks.0" and len(resnet) == 6

@@ -56,8 +56,8 @@ def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     2. Otherwise the outermost instances of the marker class ``normbench.models.layers.Block``.
     3. Otherwise ``ValueError``: pass the block modules explicitly to :func:`block_grad_norm_ratios`.
 
-    ProcResNet: the paper's Fig. 3 also plots the stem ``conv*`` (3 -> 64 channels, "the first transition
-    block") as a block; it is not in ``model.blocks``, so add it: ``blocks=[model.stem, *mods]``.
+    ProcResNet's stem ``conv*`` (3 -> 64 channels) is not in ``model.blocks``: :func:`gradient_blocks` adds it
+    for the gradient-norm probe.
     """
     blocks = getattr(model, "blocks", None)
     if isinstance(blocks, nn.Sequential | nn.ModuleList):
@@ -74,6 +74,16 @@ def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
         f"{type(model).__name__} has no `blocks` nn.Sequential/nn.ModuleList and no Block modules; pass the "
         "block modules explicitly (blocks=[...])"
     )
+
+
+def gradient_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The blocks whose gradient-norm ratio Zaeemzadeh Fig. 3 plots: :func:`find_blocks`, preceded by the
+    model's ``stem`` when it is a projected convolution (ProcResNet's ``conv*``, Fig. 1d: "the first
+    transition block, where the 3 RGB channels are transformed into 64 channels", Fig. 3 caption)."""
+    from normbench.models.layers import ProjectedConv2d
+
+    stem = getattr(model, "stem", None)
+    return ([("stem", stem)] if isinstance(stem, ProjectedConv2d) else []) + find_blocks(model)
 
 
 def block_grad_norm_ratios(
@@ -94,7 +104,8 @@ def block_grad_norm_ratios(
     samples of the same ratio taken per sample. A block scaling its input by ``s`` has ratio ``1/s``.
 
     ``blocks``: names or modules of ``model`` (each maps one tensor to one tensor); ``None`` uses
-    :func:`find_blocks`. Returns one record per block in forward order::
+    :func:`gradient_blocks` (the blocks, ProcResNet's projected stem first). Returns one record per block in
+    forward order::
 
         {"index", "name", "transition", "declared_transition", "in_shape", "out_shape",
          "grad_norm_in", "grad_norm_out", "ratio", "ratio_per_sample_mean"}
@@ -106,7 +117,7 @@ def block_grad_norm_ratios(
     A zero input gradient gives ``inf`` (``nan`` when the output gradient is zero too).
     The model's buffers, mode, RNG state and parameter gradients are left untouched.
     """
-    mods = find_blocks(model) if blocks is None else resolve_modules(model, blocks)
+    mods = gradient_blocks(model) if blocks is None else resolve_modules(model, blocks)
     recs = capture_gradients(model, batch, mods, loss_fn=loss_fn)
     out = []
     for i, r in enumerate(recs):

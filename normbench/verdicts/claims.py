@@ -171,6 +171,8 @@ def subject_label(subject: Mapping[str, Any]) -> str:
         out += f" {subject['optimizer']}"
     if subject.get("dataset"):
         out += f" on {subject['dataset']}"
+    if subject.get("blocks"):
+        out += f" {subject['blocks'].replace('_', ' ')} blocks"
     if subject.get("epochs"):
         out += f" epochs {subject['epochs'][0]}-{subject['epochs'][1]}"
     if subject.get("layers"):
@@ -515,7 +517,7 @@ class Context:
                 run,
                 metric,
                 args.get("aggregate"),
-                args.get("blocks", "all"),
+                subject.get("blocks", args.get("blocks", "all")),
                 subject.get("epochs", args.get("epochs")) if metric in TIME_SERIES else None,
                 baseline_seconds,
                 subject.get("layers"),

@@ -104,22 +104,26 @@ def _in_epochs(epoch: Any, epochs: list[int] | None) -> bool:
 
 def _select_blocks(blocks: list[dict[str, Any]], which: str) -> list[dict[str, Any]]:
     """``all``, ``transition``, ``non_transition``, ``first_transition`` (the first block, in forward order,
-    that changes the dimension) or ``transition_except_stem``: the transition blocks but the stem's (the block
-    named ``stem`` or reading the image, with at most 3 input channels)."""
+    that changes the dimension), ``stem`` (the transition block named ``stem`` or reading the image, with at
+    most 3 input channels: ProcResNet's projected stem) or ``transition_except_stem``."""
     if which == "all":
         return blocks
     if which == "non_transition":
         return [b for b in blocks if not b.get("transition")]
     trans = [b for b in blocks if b.get("transition")]
-    if which == "transition":
-        return trans
-    if which == "first_transition":
-        return trans[:1]
-    if which == "transition_except_stem":
-        return [
-            b for b in trans if "stem" not in str(b.get("name", "")) and (b.get("in_shape") or [99])[0] > 3
-        ]
-    raise ValueError(f"unknown blocks selection {which!r}")
+
+    def is_stem(b: dict[str, Any]) -> bool:
+        return "stem" in str(b.get("name", "")) or (b.get("in_shape") or [99])[0] <= 3
+
+    selections = {
+        "transition": trans,
+        "first_transition": trans[:1],
+        "stem": [b for b in trans if is_stem(b)],
+        "transition_except_stem": [b for b in trans if not is_stem(b)],
+    }
+    if which not in selections:
+        raise ValueError(f"unknown blocks selection {which!r}")
+    return selections[which]
 
 
 def layer_window(values: list[Any], layers: list[float] | None) -> list[Any]:
