@@ -1157,3 +1157,19 @@ def test_procresnet_stem_claim_compares_blocks_of_one_model(runs, stem, transiti
     row = _eval(claim, runs)
     assert row["outcome"] == outcome, row["measured"]
     assert "procresnet22 procrustes stem blocks" in row["measured"]
+
+
+@pytest.mark.parametrize(("transition", "outcome"), [(0.3, "PASS"), (1.0, "FAIL")])
+def test_resnet_transition_claim_reads_two_block_selections_of_one_model(runs, transition, outcome):
+    """ "only 3 transition blocks are not norm preserving" (ResNet-83, -164): transitions at 0.3 against
+    non-transition blocks near 1 hold; transitions at 1.0 with non-transition blocks at 0.7 do not."""
+    claim = next(c for c in load_claims() if c.id == "resnet_only_transitions_not_norm_preserving")
+    other = 0.98 if transition < 1 else 0.7
+    for model in ("preact_resnet83", "preact_resnet164"):
+        for seed in range(3):
+            ratios = [transition, other, other, transition, other]
+            blocks = _blocks([r * (1 + 0.01 * seed) for r in ratios], [True, False, False, True, False])
+            probes = {e: {"grad_norm_ratio": blocks} for e in range(1, 4)}
+            runs.add(model, seed=seed, errors=[5.0] * 3, probes=probes, reproduces=("zaeemzadeh2020/fig3",))
+    row = _eval(claim, runs)
+    assert row["outcome"] == outcome, row["measured"]
