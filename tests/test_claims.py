@@ -1173,3 +1173,49 @@ def test_resnet_transition_claim_reads_two_block_selections_of_one_model(runs, t
             runs.add(model, seed=seed, errors=[5.0] * 3, probes=probes, reproduces=("zaeemzadeh2020/fig3",))
     row = _eval(claim, runs)
     assert row["outcome"] == outcome, row["measured"]
+
+
+def _weight_dist(first, last):
+    q = [0.0, 0.05, 0.5, 0.95, 1.0]
+    return {
+        "weight_dist": [
+            {
+                "name": "conv1",
+                "layer_index": 0,
+                "quantiles": {"q": q, "values": [-9.0, -first, 0.0, first, 9.0]},
+            },
+            {
+                "name": "fc",
+                "layer_index": 163,
+                "quantiles": {"q": q, "values": [-9.0, -last, 0.0, last, 9.0]},
+            },
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("claim_id", "table", "dataset"),
+    [
+        ("plain_weights_larger", "fig5", "mnist"),
+        ("plain_first_layer_weights_larger_cifar10", "figa1", "cifar10"),
+    ],
+)
+@pytest.mark.parametrize(("plain", "residual", "outcome"), [(2e5, 0.1, "PASS"), (0.1, 0.3, "FAIL")])
+def test_oyedotun_weight_claims(runs, claim_id, table, dataset, plain, residual, outcome):
+    """Figs. 6/8/10 (MNIST) and A2/A4/A6 (CIFAR-10): PlainNet's weights far outside the residual nets'
+    range; on the CIFAR-10 claim only the first layer counts (a large last layer does not rescue it)."""
+    claim = next(c for c in load_claims() if c.id == claim_id)
+    for model, bound in (("convnet164", plain), ("resnet164", residual), ("resnext164", residual)):
+        for seed in range(3):
+            b = bound * (1 + 0.01 * seed)
+            last = 1e9 if model != "convnet164" and claim_id.endswith("cifar10") and outcome == "PASS" else b
+            runs.add(
+                model,
+                seed=seed,
+                errors=[50.0],
+                dataset=dataset,
+                probes={1: _weight_dist(b, last)},
+                reproduces=(f"oyedotun2020/{table}",),
+            )
+    row = _eval(claim, runs)
+    assert row["outcome"] == outcome, row["measured"]
