@@ -318,6 +318,40 @@ def _files(run: Path) -> dict:
     return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(run.iterdir())}
 
 
+def test_a_refused_writer_waits_for_the_holder_to_name_itself(tmp_path, monkeypatch):
+    """The holder writes its identity only after taking the lock: a writer refused in between reads the lock
+    file again until it is there (the CI race: 'host ?, pid ?'), and says '?' only when it never comes."""
+    import fcntl
+    import json
+    import threading
+    import time
+
+    from normbench.training import trainer
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    holder = open(folder / trainer.LOCK_NAME, "a+", encoding="utf-8")  # noqa: SIM115
+    fcntl.flock(holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def name_itself_late():
+        time.sleep(0.3)
+        holder.write(json.dumps({"host": "h1", "pid": 4242, "started": "then"}))
+        holder.flush()
+
+    late = threading.Thread(target=name_itself_late)
+    late.start()
+    with pytest.raises(trainer.RunFolderBusy, match=r"\(host h1, pid 4242, started then\)"):
+        trainer.lock_run_folder(folder)
+    late.join()
+    holder.seek(0)
+    holder.truncate()
+    holder.flush()
+    monkeypatch.setattr(trainer, "HOLDER_WAIT_SECONDS", 0.1)
+    with pytest.raises(trainer.RunFolderBusy, match=r"\(host \?, pid \?, started \?\)"):
+        trainer.lock_run_folder(folder)
+    holder.close()
+
+
 def test_second_writer_of_a_run_folder_exits_75_and_the_log_is_one_clean_run(setup, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "normbench.cli", "train", *_train_cmd(setup["spec"], setup["data"], run)]

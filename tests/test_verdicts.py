@@ -325,6 +325,29 @@ def test_plan_says_which_numbers_the_planned_runs_can_decide():
     assert not claims["jia2017/table2_svb_bbn_improves_wrn"]["decidable"]
 
 
+def test_plan_names_a_probe_the_planned_runs_would_not_record():
+    """A number or claim read from a probe is not decidable when its experiment does not record that probe:
+    config/paper.yaml records them all; without the Oyedotun probes the activation-range number and its
+    claim say which probe is missing."""
+    import copy
+
+    from normbench.config import load_config
+    from normbench.references import load_claims, load_references
+    from normbench.verdicts.plan import plan_claims, plan_numbers
+
+    config = load_config("config/paper.yaml")
+    assert not any(r["missing_probe"] for r in plan_numbers(config, load_references()))
+    assert not any(r["missing_probe"] for r in plan_claims(config, load_claims()))
+    bare = copy.deepcopy(config)
+    bare["experiments"]["oyedotun2020_table1_mnist"]["probes"]["names"] = []
+    rows = {r["id"]: r for r in plan_numbers(bare, load_references())}
+    row = rows["oyedotun2020/fig5/PlainNet-164, first layer (Fig. 5)/range of the units' activations"]
+    assert row["missing_probe"] == "activation_dist" and not row["decidable"]
+    claims = {r["id"]: r for r in plan_claims(bare, load_claims())}
+    assert claims["oyedotun2020/plain_first_layer_activations_larger"]["missing_probe"] == "activation_dist"
+    assert claims["oyedotun2020/resnext_beats_resnet"]["missing_probe"] == ""
+
+
 def test_every_stated_recipe_key_that_differs_is_named():
     from normbench.verdicts.protocol import augment_name, recipe_differences
 

@@ -419,6 +419,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_verdict(row: dict, why_not: str) -> str:
+    if row["decidable"]:
+        return "yes"
+    if row.get("missing_probe"):
+        return f"no (the {row['missing_probe']!r} probe is not recorded)"
+    return f"no ({why_not})"
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -439,7 +447,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"{r['sigma']:.3g} ({r['sigma_source']})",
             f"{r['expected_half_width']:.3g}",
             f"{r['floor']:g}",
-            "yes" if r["decidable"] else f"no (about {r['runs_needed']} runs would)",
+            _plan_verdict(r, f"about {r['runs_needed']} runs would"),
         ]
         for r in numbers
     ]
@@ -450,7 +458,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         [
             r["id"],
             r["fewest_runs"],
-            "yes" if r["decidable"] else f"no (a subject has {r['fewest_runs']} planned)",
+            _plan_verdict(r, f"a subject has {r['fewest_runs']} planned"),
         ]
         for r in claims
     ]

@@ -276,17 +276,34 @@ def lock_run_folder(folder: str | Path) -> None:
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        fh.seek(0)
-        try:
-            info = json.loads(fh.read() or "{}")
-        except json.JSONDecodeError:
-            info = {}
+        info = _read_lock_holder(fh)
         fh.close()
         holder = (
             f"host {info.get('host', '?')}, pid {info.get('pid', '?')}, started {info.get('started', '?')}"
         )
         raise RunFolderBusy(folder, holder) from None
     _held_locks[folder] = fh
+
+
+HOLDER_WAIT_SECONDS = 5.0
+"""How long a process refused the lock waits for the holder to write its identity (it does so right after
+taking the lock, once it knows the run is not finished) before naming it '?'."""
+
+
+def _read_lock_holder(fh: Any) -> dict[str, Any]:
+    """The holder's host, pid and start time from the lock file; an empty or half-written file (the holder
+    has the lock but has not written itself yet) is read again every 50 ms for up to
+    :data:`HOLDER_WAIT_SECONDS`."""
+    deadline = time.monotonic() + HOLDER_WAIT_SECONDS
+    while True:
+        fh.seek(0)
+        try:
+            info = json.loads(fh.read() or "{}")
+        except json.JSONDecodeError:
+            info = {}
+        if info.get("pid") or time.monotonic() >= deadline:
+            return info
+        time.sleep(0.05)
 
 
 def _write_lock_holder(folder: Path) -> None:

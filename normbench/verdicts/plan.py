@@ -7,7 +7,9 @@ seed-to-seed std the paper states for the same model and table (a ``std`` row) w
 assumption ``sigma = f / 2`` (the floors are set at about twice the usual seed-to-seed std of the metric).
 ``runs_needed`` is the smallest n that would make it decidable under the same sigma. A time overhead is a
 point decision (one run suffices). A claim is decidable when every subject it reads has at least 2 planned
-runs; with 2, only a large effect can pass (t at 1 degree of freedom is 12.7).
+runs; with 2, only a large effect can pass (t at 1 degree of freedom is 12.7). A number or claim read from a
+probe (:data:`normbench.verdicts.values.PROBE_OF`) is not decidable when an experiment that trains one of its
+subjects does not record that probe (``missing_probe`` names it): its runs would have no value.
 """
 
 from __future__ import annotations
@@ -17,19 +19,41 @@ from typing import Any
 
 from normbench.verdicts.metrics import NOT_EVALUATED, RELATIVE, STRUCTURE, metric_info
 from normbench.verdicts.statistics import t_quantile
+from normbench.verdicts.values import PROBE_OF
 
 
-def _planned(config: dict, table_key: str, model: str | None, method: str, dataset: str) -> int:
-    """Seeds the configuration trains of (model, method) on ``dataset`` (an experiment's ``paper_dataset``
-    where it stands in for one) for experiments that reproduce ``table_key``."""
-    return sum(
-        len(exp["seeds"])
+def _experiments(config: dict, table_key: str, model: str | None, method: str, dataset: str) -> list[dict]:
+    """The experiments that reproduce ``table_key`` and train (model, method) on ``dataset`` (an experiment's
+    ``paper_dataset`` where it stands in for one)."""
+    return [
+        exp
         for exp in config["experiments"].values()
         if table_key in exp.get("reproduces", [])
         and model in exp["models"]
         and method in exp["methods"]
         and (exp.get("paper_dataset") or exp["dataset"]) == dataset
-    )
+    ]
+
+
+def _planned(config: dict, table_key: str, model: str | None, method: str, dataset: str) -> int:
+    """Seeds the configuration trains of (model, method) on ``dataset`` for ``table_key``."""
+    return sum(len(exp["seeds"]) for exp in _experiments(config, table_key, model, method, dataset))
+
+
+def _missing_probe(config: dict, table_key: str, subjects: list[tuple], metric: str | None) -> str:
+    """The probe ``metric`` is read from when an experiment training one of ``subjects`` (model, method,
+    dataset) does not record it, else ``""``."""
+    probe = PROBE_OF.get(metric or "")
+    if probe is None:
+        return ""
+    for model, method, dataset in subjects:
+        for exp in _experiments(config, table_key, model, method, dataset):
+            recorded = set((exp.get("probes") or {}).get("names") or [])
+            if exp.get("grid"):  # the Fig. 2 study records its probe layer's ratio itself
+                recorded.add("grad_norm_ratio")
+            if probe not in recorded:
+                return probe
+    return ""
 
 
 def _half_width(sigma: float, n: int) -> float:
@@ -68,6 +92,8 @@ def plan_numbers(config: dict, references: list) -> list[dict[str, Any]]:
             half = _half_width(sigma, n)
             need = runs_needed(sigma, floor)
             decidable = half <= floor
+        read_from = info.reduction.metric if info.reduction else None
+        missing = _missing_probe(config, ref.table_key, [(ref.model, ref.method, ref.dataset)], read_from)
         rows.append(
             {
                 "id": ref.id,
@@ -77,8 +103,9 @@ def plan_numbers(config: dict, references: list) -> list[dict[str, Any]]:
                 "sigma_source": source,
                 "expected_half_width": half,
                 "floor": floor,
-                "decidable": decidable,
+                "decidable": decidable and not missing,
                 "runs_needed": need,
+                "missing_probe": missing,
             }
         )
     return rows
@@ -103,7 +130,18 @@ def plan_claims(config: dict, claims: list) -> list[dict[str, Any]]:
         if not counts or not any(counts):
             continue
         fewest = min(counts)
+        subjects = [
+            (s.get("model"), s.get("method", "none"), s.get("dataset", claim.dataset))
+            for s in claim.subjects()
+        ]
+        missing = _missing_probe(config, claim.table_key, subjects, claim.args.get("metric"))
         rows.append(
-            {"id": claim.key, "fewest_runs": fewest, "paper_runs": claim.runs, "decidable": fewest >= 2}
+            {
+                "id": claim.key,
+                "fewest_runs": fewest,
+                "paper_runs": claim.runs,
+                "decidable": fewest >= 2 and not missing,
+                "missing_probe": missing,
+            }
         )
     return rows
