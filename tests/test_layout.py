@@ -42,6 +42,7 @@ ALLOWED = {
 LAZY = {
     ("verdicts.numbers", "methods"): "a method's option defaults, so runs with defaults match a reference",
     ("verdicts.numbers", "models"): "structure rows: the registry's parameter count of a model",
+    ("verdicts.numbers", "probes.gradients"): "structure rows: the blocks of a registry model (find_blocks)",
     ("verdicts.protocol", "training.engine"): "the bf16 validation of a run that used bf16",
     ("outputs.figures", "models"): "the registry's depth of a model a figure draws by depth",
 }
