@@ -308,11 +308,15 @@ def matching_runs(ref: Reference, runs: list[Run]) -> list[Run]:
 
 @functools.lru_cache(maxsize=16)
 def _built(name: str, dataset: str) -> Any:
-    """The registry's model ``name`` for ``dataset``'s classes and channels (built once per process)."""
+    """The registry's model ``name`` for ``dataset``'s classes and channels, built once per process on the
+    meta device (shapes only, no memory: an ImageNet network is not allocated to count its parameters)."""
+    import torch
+
     from normbench.models import build_model
 
     classes, channels = DATASET_SHAPES.get(dataset, DATASET_SHAPES["cifar10"])
-    return build_model(name, num_classes=classes, in_channels=channels)
+    with torch.device("meta"):
+        return build_model(name, num_classes=classes, in_channels=channels)
 
 
 def block_signatures(model: Any) -> list[tuple[str, tuple[tuple[str, tuple[int, ...]], ...]]]:
