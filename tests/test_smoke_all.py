@@ -2,7 +2,7 @@
 config/paper.yaml plans.
 
 Marked ``smoke_all`` and kept out of the default run; ``.ci/run`` runs it in its own stage
-(``python -m pytest -m smoke_all``). To keep CI short (7 min 8 s here on 2 cores, 2026-12-04), it runs one seed per
+(``python -m pytest -m smoke_all``). To keep CI short (7 min 0 s here on 2 cores, 2026-12-04), it runs one seed per
 experiment and one epoch (a second config file, ``proxy: {seeds: 1, epochs: 1}``: 114 training runs instead of 181, each
 half as long); the builders are the same,
 and the two-seed spread code is covered by the default pipeline's tests. Snakemake is asked for the paper
