@@ -32,15 +32,7 @@ from torch import nn
 
 from normbench.methods import register_method
 from normbench.methods.base import BoundingMethod
-
-
-def bn_layers(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
-    """Affine batch-norm layers (1d/2d/3d) of ``model``."""
-    return [
-        (n, m)
-        for n, m in model.named_modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None
-    ]
+from normbench.models.layers import bn_layers
 
 
 def bn_scale(bn: nn.modules.batchnorm._BatchNorm, mode: str = "bbn") -> torch.Tensor:

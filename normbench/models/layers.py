@@ -103,6 +103,16 @@ def weight_layers(model: nn.Module, layers: str = "conv+linear") -> list[tuple[s
     return [(n, m) for n, m in model.named_modules() if isinstance(m, kinds) and m.weight is not None]
 
 
+def bn_layers(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
+    """Affine batch-norm layers (1d/2d/3d) of ``model``, in ``named_modules`` order: what BBN bounds and the
+    ``bn_gamma`` probe reads."""
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None
+    ]
+
+
 @torch.no_grad()
 def init_orthogonal(model: nn.Module, layers: str = "conv+linear") -> None:
     """Orthogonal init of every conv and linear weight (Jia et al. Sec. 6 and Algorithm 1, line 1).

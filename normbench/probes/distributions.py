@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from normbench.models.layers import bn_layers
 from normbench.probes._common import (
     WEIGHT_LAYERS,
     LayerSpec,
@@ -232,17 +233,16 @@ def bn_gammas(model: nn.Module) -> list[dict[str, Any]]:
     gammas, ``nonpositive`` the number of gammas <= 0. No batch: the parameters only.
     """
     out = []
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.weight is not None:
-            g = mod.weight.detach().double()
-            out.append(
-                {
-                    "name": name,
-                    "n": int(g.numel()),
-                    "min": float(g.min()),
-                    "max": float(g.max()),
-                    "mean": float(g.mean()),
-                    "nonpositive": int((g <= 0).sum()),
-                }
-            )
+    for name, mod in bn_layers(model):
+        g = mod.weight.detach().double()
+        out.append(
+            {
+                "name": name,
+                "n": int(g.numel()),
+                "min": float(g.min()),
+                "max": float(g.max()),
+                "mean": float(g.mean()),
+                "nonpositive": int((g <= 0).sum()),
+            }
+        )
     return out
