@@ -99,7 +99,7 @@ from normbench.verdicts.metrics import METRIC_TABLE, STRUCTURE
 from normbench.verdicts.metrics import NOT_EVALUATED as UNCOMPUTED
 from normbench.verdicts.metrics import RELATIVE as RELATIVE_KIND
 from normbench.verdicts.protocol import protocol_differences as check_protocol
-from normbench.verdicts.statistics import CONFIDENCE, sample_stats, welch_df
+from normbench.verdicts.statistics import CONFIDENCE, finite_values, sample_stats, welch_df
 from normbench.verdicts.values import PROBE_OF, run_value
 
 SD_RATIO_BAND = 2.0
@@ -379,7 +379,7 @@ def not_run_row(ref: Reference) -> dict[str, Any]:
 
 def _row(ref: Reference, tol: Tolerance | None) -> dict[str, Any]:
     nan = float("nan")
-    kind = metric_info(ref.metric).kind
+    info = metric_info(ref.metric)
     return {
         "id": ref.id,
         "paper": ref.paper,
@@ -391,8 +391,8 @@ def _row(ref: Reference, tol: Tolerance | None) -> dict[str, Any]:
         "metric": ref.metric,
         "units": ref.units,
         "statistic": ref.statistic,
-        "kind": "structure" if kind == STRUCTURE else "trained",  # structure rows never count as results
-        "scale": "log10" if metric_info(ref.metric).log else "linear",  # the scale of delta and tolerance
+        "kind": "structure" if info.kind == STRUCTURE else "trained",  # structure rows never count as results
+        "scale": "log10" if info.log else "linear",  # the scale of delta and tolerance
         "paper_value": ref.value,
         "missing": ref.missing,  # why the paper prints no value ('diverged': training diverged)
         "paper_runs": ref.runs,
@@ -410,7 +410,7 @@ def _row(ref: Reference, tol: Tolerance | None) -> dict[str, Any]:
         if ref.statistic == "std"
         else tol.rule()
         if tol is not None
-        else metric_info(ref.metric).how,
+        else info.how,
         "verdict": NOT_RUN,
         "protocol_differences": "",
         "estimator": "",
@@ -533,7 +533,7 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
     else:
         values = [per_run_value(r, ref.metric) for r in finished]
         m, s, n = sample_stats(values)
-        finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+        finite = finite_values(values)
         row.update(ours_mean=m, ours_std=s, n=n)
         if ref.statistic == "std":
             verdict = _judge_spread(row, ref, finite)
@@ -557,6 +557,19 @@ def compare_one(ref: Reference, runs: list[Run]) -> dict[str, Any]:
     return row
 
 
+def _one_sided(ref: Reference, log: bool = False) -> str:
+    """The start of a bound's rule, naming the signed excess that stands for |Δ| (empty for a two-sided
+    number): ours above the paper for an ``upper_bound``, below it for a ``lower_bound``."""
+    if ref.qualifier not in ("upper_bound", "lower_bound"):
+        return ""
+    upper = ref.qualifier == "upper_bound"
+    if log:
+        excess = "log10(ours / paper)" if upper else "log10(paper / ours)"
+    else:
+        excess = "ours − paper" if upper else "paper − ours"
+    return f"one-sided, {excess} for Δ: "
+
+
 def _judge_estimate(row: dict[str, Any], ref: Reference, tol: Tolerance, finite: list[float]) -> Verdict:
     """The paper's mean, best of n, max or median against our estimate of it (module docstring)."""
     est = estimate(finite, ref.statistic, tol, ref.runs)
@@ -565,8 +578,7 @@ def _judge_estimate(row: dict[str, Any], ref: Reference, tol: Tolerance, finite:
         floor = max(floor, ABOUT * abs(ref.value))
         row["rule"] = f"{tol.rule(floor)} (floor max({tol.floor:g}, 10%): the paper says 'about')"
     elif ref.qualifier in ("upper_bound", "lower_bound"):
-        sign = "ours − paper" if ref.qualifier == "upper_bound" else "paper − ours"
-        row["rule"] = f"one-sided, {sign} for Δ: {tol.rule()}"
+        row["rule"] = f"{_one_sided(ref)}{tol.rule()}"
     row.update(ours=est.value, estimator=est.estimator, best_of_n_std=est.best_of_n_std)
     return _set_interval(row, ref, est.value - ref.value, est.se, floor, len(finite))
 
@@ -576,10 +588,7 @@ def _judge_log_estimate(row: dict[str, Any], ref: Reference, tol: Tolerance, fin
     estimate of the paper's statistic over the runs' log10 values (for a mean: the geometric mean) against
     log10 of the paper's value, with the floor in decades. "About" does not widen it: the floor is already a
     factor, chosen for numbers read off figures or stated as "about"."""
-    rule = f"{LOG_RULE}: {tol.rule()} (a factor {10**tol.floor:.3g})"
-    if ref.qualifier in ("upper_bound", "lower_bound"):
-        rule = f"one-sided, {'ours' if ref.qualifier == 'upper_bound' else 'paper'} above: {rule}"
-    row["rule"] = rule
+    row["rule"] = f"{_one_sided(ref, log=True)}{LOG_RULE}: {tol.rule()} (a factor {10**tol.floor:.3g})"
     logs, bad = log10_values(finite)
     if bad:
         return _nonpositive_verdict(row, bad, len(finite))
@@ -720,22 +729,20 @@ def _judge_log_ratio(
 ) -> tuple[Verdict, int]:
     """A ratio of geometric means (:func:`compare_relative`): d = mean log10(a) - mean log10(b) - log10(paper),
     SE and degrees of freedom as for a difference of means; (verdict, n_a)."""
-    finite = [
-        [v for v in vals if isinstance(v, (int, float)) and math.isfinite(v)] for vals in (a_vals, b_vals)
-    ]
-    (la, bad_a), (lb, bad_b) = (log10_values(v) for v in finite)
-    n_a, n_b = len(finite[0]), len(finite[1])
-    row.update(n=min(n_a, n_b), estimator="ratio of geometric means")
+    a_fin, b_fin = finite_values(a_vals), finite_values(b_vals)
+    n_a, n = len(a_fin), min(len(a_fin), len(b_fin))
+    row.update(n=n, estimator="ratio of geometric means")
+    (la, bad_a), (lb, bad_b) = log10_values(a_fin), log10_values(b_fin)
     if bad_a or bad_b:
-        return _nonpositive_verdict(row, bad_a + bad_b, n_a + n_b), n_a
-    if not la or not lb or ref.value <= 0:
+        return _nonpositive_verdict(row, bad_a + bad_b, len(a_fin) + len(b_fin)), n_a
+    if not n or ref.value <= 0:
         return INCONCLUSIVE, n_a
     (ma, sa, na), (mb, sb, nb) = sample_stats(la), sample_stats(lb)
     ours = 10 ** (ma - mb)
-    row.update(ours=ours, ours_mean=ours, n=min(na, nb))
-    se = math.sqrt(sa**2 / na + sb**2 / nb) if min(na, nb) >= 2 else float("nan")
+    row.update(ours=ours, ours_mean=ours)
+    se = math.sqrt(sa**2 / na + sb**2 / nb) if n >= 2 else float("nan")
     d = ma - mb - math.log10(ref.value)
-    return _set_interval(row, ref, d, se, floor, min(na, nb), welch_df(sa, na, sb, nb)), n_a
+    return _set_interval(row, ref, d, se, floor, n, welch_df(sa, na, sb, nb)), n_a
 
 
 def compare(references: list[Reference], runs: list[Run]) -> pd.DataFrame:

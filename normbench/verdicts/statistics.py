@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from statistics import mean, stdev
+from typing import Any
 
 from scipy import stats as _stats
 
@@ -61,9 +62,14 @@ def chi2_sd_interval(s: float, n: int, confidence: float = CONFIDENCE) -> tuple[
     return s * math.sqrt(k / hi_q), s * math.sqrt(k / lo_q)
 
 
+def finite_values(values: list[Any]) -> list[float]:
+    """The finite numbers of ``values`` (NaN, infinities and non-numbers dropped), as floats."""
+    return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
 def sample_stats(values: list[float]) -> tuple[float, float, int]:
     """(mean, sample std, n) over the finite values; std is NaN for n < 2, mean NaN for n = 0."""
-    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    vals = finite_values(values)
     if not vals:
         return float("nan"), float("nan"), 0
     return mean(vals), (stdev(vals) if len(vals) > 1 else float("nan")), len(vals)
