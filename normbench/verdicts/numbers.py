@@ -406,11 +406,7 @@ def _row(ref: Reference, tol: Tolerance | None) -> dict[str, Any]:
         "damaged": 0,  # logs that cannot be read: excluded
         "delta": nan,  # ours - paper
         "tolerance": nan,  # the floor f: the band [-f, f] around the paper's value
-        "rule": SPREAD_RULE
-        if ref.statistic == "std"
-        else tol.rule()
-        if tol is not None
-        else info.how,
+        "rule": SPREAD_RULE if ref.statistic == "std" else tol.rule() if tol is not None else info.how,
         "verdict": NOT_RUN,
         "protocol_differences": "",
         "estimator": "",

@@ -51,7 +51,14 @@ LOWER_IS_BETTER = {
     "final_train_loss",
 }
 HIGHER_IS_BETTER = {"train_accuracy", "test_accuracy"}
-TIME_SERIES = {"grad_norm_ratio", "weight_correlation", "error_moment_ratio", "bn_gamma_min"}
+TIME_SERIES_PROBES = {
+    "grad_norm_ratio": "grad_norm_ratio",
+    "weight_correlation": "weight_correlation",
+    "error_moment_ratio": "backward_moments",
+    "bn_gamma_min": "bn_gamma",
+}
+"""The probe each time-series metric reads (every epoch-schedule record)."""
+TIME_SERIES = frozenset(TIME_SERIES_PROBES)
 END_OF_TRAINING_PROBES = {
     "weight_singular_values": "singular_values",
     "weight_condition_number": "weight_condition",
@@ -65,11 +72,8 @@ END_OF_TRAINING_PROBES = {
 END_OF_TRAINING = frozenset(END_OF_TRAINING_PROBES)
 PROBE_OF = {
     **END_OF_TRAINING_PROBES,
-    "grad_norm_ratio": "grad_norm_ratio",
-    "weight_correlation": "weight_correlation",
-    "error_moment_ratio": "backward_moments",
+    **TIME_SERIES_PROBES,
     "backward_pattern_stable_iteration": "backward_moments",
-    "bn_gamma_min": "bn_gamma",
 }
 """The probe (``probes.names`` of an experiment) each probe metric is read from."""
 METRICS = (
@@ -146,28 +150,17 @@ def series_points(
 ) -> list[list[float]]:
     """The points of a probe metric of one run, one list per probe record used (in epoch order).
 
-    Time series (``grad_norm_ratio``, ``weight_correlation``, ``error_moment_ratio``) give every probe record
-    within ``epochs``; end-of-training metrics give the last probe record only, the per-layer condition
-    numbers and activation ranges restricted to the ``layers`` window (:func:`layer_window`). Empty when not
-    recorded.
+    Time series (:data:`TIME_SERIES_PROBES`) give every probe record within ``epochs``; end-of-training
+    metrics (:data:`END_OF_TRAINING_PROBES`) give the last probe record only, the per-layer condition
+    numbers, activation ranges and weight bounds restricted to the ``layers`` window (:func:`layer_window`).
+    Empty when not recorded.
     """
-    if metric == "grad_norm_ratio":
-        recs = [r for r in _probe_records(run, "grad_norm_ratio") if _in_epochs(r["epoch"], epochs)]
-        return [
-            [as_float(b.get("ratio")) for b in _select_blocks(r["probes"]["grad_norm_ratio"], blocks)]
-            for r in recs
-        ]
-    if metric == "weight_correlation":
-        recs = [r for r in _probe_records(run, "weight_correlation") if _in_epochs(r["epoch"], epochs)]
-        return [[as_float(r["probes"]["weight_correlation"].get("mean"))] for r in recs]
-    if metric == "bn_gamma_min":  # per record, each BN layer's smallest gamma
-        recs = [r for r in _probe_records(run, "bn_gamma") if _in_epochs(r["epoch"], epochs)]
-        return [[as_float(layer.get("min")) for layer in r["probes"]["bn_gamma"]] for r in recs]
-    if metric == "error_moment_ratio":
-        recs = [r for r in _probe_records(run, "backward_moments") if _in_epochs(r["epoch"], epochs)]
-        if any(r["epoch"] > 0 for r in recs):
-            recs = [r for r in recs if r["epoch"] > 0]
-        return [[as_float(r["probes"]["backward_moments"].get("ratio_bottom_to_top"))] for r in recs]
+    if metric in TIME_SERIES:
+        probe = TIME_SERIES_PROBES[metric]
+        recs = [r for r in _probe_records(run, probe) if _in_epochs(r["epoch"], epochs)]
+        if metric == "error_moment_ratio" and any(r["epoch"] > 0 for r in recs):
+            recs = [r for r in recs if r["epoch"] > 0]  # the paper omits the first iterations
+        return [_time_series_points(r["probes"][probe], metric, blocks) for r in recs]
     probe = END_OF_TRAINING_PROBES.get(metric)
     if probe is None:
         raise KeyError(f"{metric!r} is not a probe metric")
@@ -175,6 +168,16 @@ def series_points(
     if not recs or not recs[-1]["probes"][probe]:
         return []
     return [last_record_points(recs[-1]["probes"][probe], metric, layers)]
+
+
+def _time_series_points(result: Any, metric: str, blocks: str) -> list[float]:
+    """The points of a time-series ``metric`` from one probe result."""
+    if metric == "grad_norm_ratio":
+        return [as_float(b.get("ratio")) for b in _select_blocks(result, blocks)]
+    if metric == "bn_gamma_min":  # each BN layer's smallest gamma
+        return [as_float(layer.get("min")) for layer in result]
+    key = {"weight_correlation": "mean", "error_moment_ratio": "ratio_bottom_to_top"}[metric]
+    return [as_float(result.get(key))]
 
 
 def last_record_points(result: list[dict[str, Any]], metric: str, layers: list[float] | None) -> list[float]:
