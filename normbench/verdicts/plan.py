@@ -117,23 +117,14 @@ def plan_claims(config: dict, claims: list) -> list[dict[str, Any]]:
     for claim in claims:
         if claim.config_only:
             continue
-        counts = [
-            _planned(
-                config,
-                claim.table_key,
-                s.get("model"),
-                s.get("method", "none"),
-                s.get("dataset", claim.dataset),
-            )
-            for s in claim.subjects()
-        ]
-        if not counts or not any(counts):
-            continue
-        fewest = min(counts)
         subjects = [
             (s.get("model"), s.get("method", "none"), s.get("dataset", claim.dataset))
             for s in claim.subjects()
         ]
+        counts = [_planned(config, claim.table_key, *subject) for subject in subjects]
+        if not counts or not any(counts):
+            continue
+        fewest = min(counts)
         missing = _missing_probe(config, claim.table_key, subjects, claim.args.get("metric"))
         rows.append(
             {
